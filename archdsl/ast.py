@@ -1,0 +1,304 @@
+"""The one AST both front ends produce: frozen dataclasses, each node carrying its location.
+
+Locations are excluded from equality so that a spec converted between the text language and
+YAML compares equal to the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .diagnostics import NOWHERE, Loc
+
+
+def _loc() -> Loc:
+    return field(default=NOWHERE, compare=False, repr=False)
+
+
+# ----------------------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Num:
+    """An integer or float literal."""
+
+    value: int | float
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string literal."""
+
+    value: str
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Const:
+    """``true``, ``false`` or ``none``."""
+
+    value: bool | None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Name:
+    """A reference to a parameter or ``let`` binding."""
+
+    id: str
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class ListExpr:
+    """``[a, b, ...]``."""
+
+    items: tuple["Expr", ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """Arithmetic, comparison or boolean binary operation; ``op`` is the operator's spelling."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class UnaryOp:
+    """``-x``, ``+x`` or ``not x``."""
+
+    op: str
+    operand: "Expr"
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class IfExp:
+    """``if cond then a else b``."""
+
+    cond: "Expr"
+    then: "Expr"
+    orelse: "Expr"
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class FuncCall:
+    """A call of a whitelisted function such as ``min`` or ``make_divisible``."""
+
+    func: str
+    args: tuple["Expr", ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Index:
+    """``xs[i]``."""
+
+    obj: "Expr"
+    index: "Expr"
+    loc: Loc = _loc()
+
+
+Expr = Union[Num, Str, Const, Name, ListExpr, BinOp, UnaryOp, IfExp, FuncCall, Index]
+
+# ----------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A call argument; ``name`` is None for positional ones."""
+
+    name: str | None
+    value: Expr
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Param:
+    """A block or network parameter with an optional default."""
+
+    name: str
+    default: Expr | None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Let:
+    """``let name = expr``."""
+
+    name: str
+    value: Expr
+    loc: Loc = _loc()
+
+
+# ----------------------------------------------------------------------------- elements
+
+
+@dataclass(frozen=True)
+class Call:
+    """A layer (registry op) or block instantiation: ``label: name(args)``."""
+
+    name: str
+    args: tuple[Arg, ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Group:
+    """``label: { body }``: a nested sequence, a scope of its own."""
+
+    body: tuple["Stmt", ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Concat:
+    """``concat { branch ... }``: each chain of the body is a parallel branch."""
+
+    body: tuple["Stmt", ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """The shortcut path of a residual: named scope, optional condition, body."""
+
+    name: str | None
+    cond: Expr | None
+    body: tuple["Stmt", ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``residual(scale=, post=) { body } shortcut name if cond { body }``."""
+
+    args: tuple[Arg, ...]
+    body: tuple["Stmt", ...]
+    shortcut: Shortcut | None
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``repeat(n, prefix=, start=) as i { body }``."""
+
+    args: tuple[Arg, ...]
+    var: str | None
+    body: tuple["Stmt", ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Dense:
+    """``dense(n, prefix=, start=) as i { layer }``: DenseNet connectivity."""
+
+    args: tuple[Arg, ...]
+    var: str | None
+    body: tuple["Stmt", ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+Element = Union[Call, Group, Concat, Residual, Repeat, Dense]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Elements joined by ``->``; a branch inside ``concat``."""
+
+    elements: tuple[Element, ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class If:
+    """``if cond { body } else { body }`` statement."""
+
+    cond: Expr
+    then: tuple["Stmt", ...]
+    orelse: tuple["Stmt", ...] | None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Aux:
+    """``aux(weight=) label: element``: a named side output tapped at this point."""
+
+    args: tuple[Arg, ...]
+    element: Element
+    loc: Loc = _loc()
+
+
+Stmt = Union[Let, Chain, If, Aux]
+
+
+@dataclass(frozen=True)
+class Block:
+    """``block Name(params) { body }``."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Use:
+    """``use "file.arch"``."""
+
+    path: str
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """``input 3x224x224`` or ``input [c, h, w]``."""
+
+    dims: tuple[Expr, ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class NetworkDecl:
+    """``network name(params)``."""
+
+    name: str
+    params: tuple[Param, ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Training metadata: ``loss call`` or ``init target: call``."""
+
+    kind: str
+    target: str | None
+    call: Call
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A whole spec (or a library of blocks when ``network`` is None)."""
+
+    network: NetworkDecl | None
+    input: InputDecl | None
+    uses: tuple[Use, ...]
+    lets: tuple[Let, ...]
+    settings: tuple[Setting, ...]
+    blocks: tuple[Block, ...]
+    body: tuple[Stmt, ...]
+    file: str = field(default="<string>", compare=False)

@@ -1,0 +1,178 @@
+"""The ``archdsl`` command line.  ``check``, ``summary`` and ``convert`` never import torch."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, format_json, format_text
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace(",", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected CxHxW like 3x224x224, got {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a network parameter (repeatable)")
+    p.add_argument("--input", type=_parse_shape, metavar="CxHxW", help="override the input shape")
+    p.add_argument("--search-path", action="append", default=[], metavar="DIR",
+                   help="extra directory 'use' imports may read from")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for every subcommand."""
+    ap = argparse.ArgumentParser(prog="archdsl", description="Declarative CNN architectures: check, summarize, "
+                                 "compile to PyTorch, render.")
+    ap.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check", help="parse, infer shapes and costs, report every problem")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    _add_common(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("summary", help="per-layer table of shapes, params and MACs")
+    p.add_argument("spec", metavar="SPEC")
+    _add_common(p)
+    p.add_argument("--depth", type=int, default=None, help="collapse scopes deeper than N")
+    p.add_argument("--format", choices=("text", "json", "md", "csv"), default="text")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("convert", help="convert a spec between the text language and YAML")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.arch or OUT.yaml")
+    p.set_defaults(func=cmd_convert)
+
+    for register in _EXTENSIONS:
+        register(sub)
+    return ap
+
+
+#: Subcommand registrars added by other modules (compile, render, rules, transform).
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _print_diags(diags: Sequence[Diagnostic], sources: SourceCache, stream=None) -> None:
+    stream = stream or sys.stderr
+    for d in diags:
+        print(format_text(d, sources), file=stream)
+    errors = sum(d.is_error for d in diags)
+    warnings = sum(d.severity == "warning" for d in diags)
+    if diags:
+        print(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}",
+              file=stream)
+
+
+def _analyze(path: str, args: argparse.Namespace):
+    from .pipeline import Analysis, analyze, parse_overrides
+
+    try:
+        overrides = parse_overrides(args.param)
+    except DiagnosticError as exc:
+        res = Analysis(path)
+        res.diags.add(exc.diagnostic)
+        return res
+    return analyze(path, overrides, args.input, tuple(args.search_path))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``archdsl check``: exit 0 when clean, 1 on errors."""
+    all_diags: list[Diagnostic] = []
+    sources = SourceCache()
+    failed = False
+    for spec in args.specs:
+        res = _analyze(spec, args)
+        sources._lines.update(res.sources._lines)
+        diags = res.diags.sorted()
+        all_diags.extend(diags)
+        failed |= res.diags.has_errors
+    if args.format == "json":
+        print(format_json(all_diags))
+    else:
+        _print_diags(all_diags, sources)
+        if not failed and not all_diags:
+            print(f"ok: {len(args.specs)} spec{'s' if len(args.specs) != 1 else ''} checked", file=sys.stderr)
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``archdsl summary``: the per-layer table."""
+    from . import report
+
+    res = _analyze(args.spec, args)
+    if not res.ok or res.graph is None:
+        _print_diags(res.diags.sorted() or [Diagnostic("E114", "not a network (a library of blocks?)",
+                                                       Loc(args.spec, 1, 1))], res.sources)
+        return EXIT_ERRORS
+    render = {"text": report.render_text, "json": report.render_json, "md": report.render_markdown,
+              "csv": report.render_csv}[args.format]
+    sys.stdout.write(render(res.graph, args.depth))
+    warnings = [d for d in res.diags.sorted()]
+    if warnings:
+        _print_diags(warnings, res.sources)
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``archdsl convert``: text <-> YAML, same AST."""
+    from .frontend.loader import is_yaml, load_spec_file
+    from .frontend.printer import to_text, to_yaml
+    from .io import write_atomic
+
+    sources = SourceCache()
+    try:
+        spec = load_spec_file(args.spec, sources)
+        out = to_yaml(spec) if is_yaml(args.output) else to_text(spec)
+        write_atomic(args.output, out)
+    except DiagnosticError as exc:
+        _print_diags([exc.diagnostic], sources)
+        return EXIT_ERRORS
+    except OSError as exc:
+        _print_diags([Diagnostic("E005", f"cannot write {args.output}: {exc.strerror or exc}",
+                                 Loc(args.output, 0, 0))], sources)
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for the console script and ``python -m archdsl``."""
+    _load_extensions()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except RecursionError:
+        print("error[E152]: input nested too deeply to process", file=sys.stderr)
+        return EXIT_ERRORS
+    except MemoryError:
+        print("error[E150]: input too large to process in memory", file=sys.stderr)
+        return EXIT_ERRORS
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _load_extensions() -> None:
+    # Extension modules register subcommands; importing them must stay cheap (no torch).
+    import importlib.util
+
+    for mod in ("archdsl.backends.cli_compile", "archdsl.backends.cli_render", "archdsl.rules.cli"):
+        if importlib.util.find_spec(mod.rsplit(".", 1)[0]) and importlib.util.find_spec(mod):
+            __import__(mod)
+
+
+__all__ = ["main", "build_parser", "DiagnosticBag", "Path"]

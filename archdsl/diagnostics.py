@@ -1,0 +1,177 @@
+"""Located diagnostics: the one way archdsl reports a problem with a spec.
+
+Every failure, from a stray byte to a channel mismatch, becomes a :class:`Diagnostic` with a
+stable code, a source location, the module path it concerns and a hint.  Passes *collect*
+diagnostics in a :class:`DiagnosticBag` rather than stopping at the first one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+_SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
+
+
+@dataclass(frozen=True, order=True)
+class Loc:
+    """A position in a spec file: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NOWHERE = Loc("<unknown>", 0, 0)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding about a spec: code, severity, message, location, module path and hint."""
+
+    code: str
+    message: str
+    loc: Loc = NOWHERE
+    severity: str = ERROR
+    path: str = ""
+    hint: str = ""
+    evidence: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_error(self) -> bool:
+        """True for errors (which make a command fail)."""
+        return self.severity == ERROR
+
+    def sort_key(self) -> tuple:
+        """Order by file position, then severity, then code."""
+        return (self.loc.file, self.loc.line, self.loc.col, _SEVERITY_RANK[self.severity], self.code)
+
+    def to_json(self) -> dict:
+        """The JSON object documented for ``check --format json``."""
+        out = {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.loc.file,
+            "line": self.loc.line,
+            "column": self.loc.col,
+            "path": self.path,
+            "hint": self.hint,
+        }
+        if self.evidence:
+            out["evidence"] = self.evidence
+        return out
+
+
+class DiagnosticError(Exception):
+    """Raised inside a pass to abandon one construct; the pass records it and carries on."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class DiagnosticBag:
+    """An ordered, de-duplicated collection of diagnostics from one run."""
+
+    def __init__(self) -> None:
+        self._items: list[Diagnostic] = []
+        self._seen: set[tuple] = set()
+
+    def add(self, diag: Diagnostic) -> None:
+        """Record a diagnostic unless an identical one is already recorded."""
+        key = (diag.code, diag.message, diag.loc, diag.path)
+        if key not in self._seen:
+            self._seen.add(key)
+            self._items.append(diag)
+
+    def extend(self, diags: Iterable[Diagnostic]) -> None:
+        """Record several diagnostics."""
+        for d in diags:
+            self.add(d)
+
+    def error(self, code: str, message: str, loc: Loc, path: str = "", hint: str = "") -> None:
+        """Record an error."""
+        self.add(Diagnostic(code, message, loc, ERROR, path, hint))
+
+    def warning(self, code: str, message: str, loc: Loc, path: str = "", hint: str = "") -> None:
+        """Record a warning."""
+        self.add(Diagnostic(code, message, loc, WARNING, path, hint))
+
+    @property
+    def has_errors(self) -> bool:
+        """True if any recorded diagnostic is an error."""
+        return any(d.is_error for d in self._items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """Diagnostics in file order."""
+        return sorted(self._items, key=Diagnostic.sort_key)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A ``did you mean 'x'?`` hint for an unknown name, or ``""`` when nothing is close."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in candidates}
+        if word.lower() in lowered:
+            matches = [lowered[word.lower()]]
+    return f"did you mean '{matches[0]}'?" if matches else ""
+
+
+class SourceCache:
+    """Source text of every file read in a run, to print the offending line under a diagnostic."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def register(self, file: str, text: str) -> None:
+        """Remember the text of ``file``."""
+        self._lines[file] = text.splitlines()
+
+    def line(self, file: str, lineno: int) -> str | None:
+        """The 1-based line ``lineno`` of ``file`` if known."""
+        lines = self._lines.get(file)
+        if lines is None or not 1 <= lineno <= len(lines):
+            return None
+        return lines[lineno - 1]
+
+
+def _caret_line(source_line: str, col: int) -> str:
+    # Reproduce tabs so the caret lines up under the character in any terminal.
+    prefix = "".join("\t" if ch == "\t" else " " for ch in source_line[: max(col - 1, 0)])
+    return prefix + "^"
+
+
+def format_text(diag: Diagnostic, sources: SourceCache | None = None) -> str:
+    """``file:line:col: severity[CODE]: message`` with the source line, a caret and the hint."""
+    head = f"{diag.loc}: {diag.severity}[{diag.code}]: {diag.message}"
+    lines = [head]
+    src = sources.line(diag.loc.file, diag.loc.line) if sources else None
+    if src is not None:
+        shown = src if len(src) <= 200 else src[:200] + " ..."
+        lines.append(f"    {shown}")
+        lines.append(f"    {_caret_line(shown, diag.loc.col)}")
+    if diag.path:
+        lines.append(f"    = in: {diag.path}")
+    if diag.hint:
+        lines.append(f"    = hint: {diag.hint}")
+    return "\n".join(lines)
+
+
+def format_json(diags: Sequence[Diagnostic]) -> str:
+    """The ``{"diagnostics": [...]}`` document for ``--format json``."""
+    return json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=2, sort_keys=False)

@@ -1,0 +1,104 @@
+"""The graph IR: a networkx ``DiGraph`` of ops with module paths, locations and nesting.
+
+Node keys are integers in creation order (so iteration is deterministic); every node carries
+``op``, resolved ``args``, ``path`` (the module path, the future state_dict prefix; internal
+nodes use ``scope@kind`` paths that can never collide with a module), ``loc`` and ``scope``
+(the innermost enclosing scope path).  Edge attribute ``index`` orders a node's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+from .diagnostics import Loc
+from .ops import OPS, Costs, Shape
+
+
+@dataclass
+class ScopeInfo:
+    """A named scope: a block instance, a labelled group/combinator, or a repeat iteration."""
+
+    path: str
+    kind: str  # "block", "group", "concat", "residual", "repeat", "dense", "shortcut", "aux"
+    block: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    loc: Loc | None = None
+
+
+@dataclass
+class Graph:
+    """The elaborated network: the DiGraph plus outputs, scopes and network-level metadata."""
+
+    name: str
+    input_shape: Shape | None
+    g: nx.DiGraph = field(default_factory=nx.DiGraph)
+    outputs: dict[str, int] = field(default_factory=dict)
+    aux_weights: dict[str, float] = field(default_factory=dict)
+    scopes: dict[str, ScopeInfo] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    settings: list[dict[str, Any]] = field(default_factory=list)
+    input_node: int | None = None
+    paths: dict[str, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    def add_node(self, op: str, args: dict[str, Any], path: str, loc: Loc, scope: str, inputs: list[int],
+                 label: str | None = None) -> int:
+        """Add an op node fed by ``inputs`` (in order) and return its id."""
+        nid = self.g.number_of_nodes()
+        self.g.add_node(nid, op=op, args=args, path=path, loc=loc, scope=scope, label=label,
+                        shape=None, costs=Costs(), rf=None)
+        for i, src in enumerate(inputs):
+            self.g.add_edge(src, nid, index=i)
+        self.paths.setdefault(path, nid)
+        return nid
+
+    # ------------------------------------------------------------------ queries
+    def node(self, nid: int) -> dict[str, Any]:
+        """The attribute dict of node ``nid``."""
+        return self.g.nodes[nid]
+
+    def inputs(self, nid: int) -> list[int]:
+        """Predecessors of ``nid`` in input order."""
+        preds = self.g.pred[nid]
+        return sorted(preds, key=lambda p: preds[p]["index"])
+
+    def order(self) -> list[int]:
+        """Nodes in a deterministic topological order."""
+        return list(nx.lexicographical_topological_sort(self.g))
+
+    def module_nodes(self) -> Iterator[int]:
+        """Nodes that are modules (not inputs, outputs or merges), in creation order."""
+        for nid, data in self.g.nodes(data=True):
+            if not OPS[data["op"]].internal:
+                yield nid
+
+    def by_path(self, path: str) -> int | None:
+        """The node with module path ``path``, if any."""
+        return self.paths.get(path)
+
+    @property
+    def main_output(self) -> int | None:
+        """The node feeding the main output."""
+        out = self.outputs.get("main")
+        if out is None:
+            return None
+        preds = self.inputs(out)
+        return preds[0] if preds else None
+
+    def total_params(self) -> int:
+        """Parameters PyTorch will count for the whole module (aux heads included)."""
+        return sum(d["costs"].params for _, d in self.g.nodes(data=True))
+
+    def eval_nodes(self) -> set[int]:
+        """Nodes computed by an eval-mode forward: ancestors of the main output."""
+        out = self.outputs.get("main")
+        if out is None:
+            return set()
+        return nx.ancestors(self.g, out) | {out}
+
+    def eval_macs(self) -> int:
+        """MACs of the eval-mode forward (aux heads excluded)."""
+        return sum(self.g.nodes[n]["costs"].macs for n in self.eval_nodes())

@@ -1,0 +1,1 @@
+"""Passes over the AST and IR: elaborate (resolve), shapes, costs, validate."""

@@ -1,0 +1,211 @@
+"""The pipeline: spec file -> AST -> IR -> passes, with every diagnostic collected.
+
+``analyze`` is what ``check`` and ``summary`` run; backends (codegen, render) start from its
+:class:`Analysis`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import ast as A
+from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, did_you_mean
+from .expr import Value, evaluate, show
+from .frontend.loader import load_spec_file
+from .ir import Graph
+from .passes.elaborate import BlockDef, Elaborator, Scope
+from .passes.shapes import infer_costs, infer_shapes
+from .passes.validate import validate_graph
+
+MAX_IMPORT_DEPTH = 16
+
+
+@dataclass
+class Analysis:
+    """Everything one run learned about a spec."""
+
+    file: str
+    spec: A.SpecFile | None = None
+    graph: Graph | None = None
+    diags: DiagnosticBag = field(default_factory=DiagnosticBag)
+    sources: SourceCache = field(default_factory=SourceCache)
+    blocks: dict[str, BlockDef] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no error was found."""
+        return not self.diags.has_errors
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Value]:
+    """Turn ``-p k=v`` strings into values (each ``v`` is an archdsl expression of literals)."""
+    from .frontend.text import parse_text
+
+    out: dict[str, Value] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise DiagnosticError(Diagnostic("E113", f"bad parameter override {pair!r}", Loc("<command line>", 1, 1),
+                                             hint="write -p name=value, e.g. -p num_classes=10"))
+        expr = parse_text(raw, "<command line>", start="expr_start", col_offset=len(key) + 1)
+        out[key] = evaluate(expr, {})
+    return out
+
+
+def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = None,
+            input_shape: tuple[int, int, int] | None = None, search_paths: tuple[str, ...] = ()) -> Analysis:
+    """Run the whole front half of archdsl on one spec file."""
+    res = Analysis(str(path))
+    try:
+        res.spec = load_spec_file(path, res.sources)
+    except DiagnosticError as exc:
+        res.diags.add(exc.diagnostic)
+        return res
+    try:
+        _run(res, dict(overrides or {}), input_shape, search_paths)
+    except DiagnosticError as exc:
+        res.diags.add(exc.diagnostic)
+    except RecursionError:
+        res.diags.add(Diagnostic("E152", "spec nested too deeply to analyze", Loc(res.file, 1, 1)))
+    return res
+
+
+def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, search_paths: tuple) -> None:
+    spec = res.spec
+    assert spec is not None
+    net_env = _network_params(spec, overrides, res.diags)
+    genv = _globals(spec, net_env, res.diags)
+    _collect_blocks(res, spec, Path(res.file), genv, [str(Path(res.file).resolve())], search_paths)
+    if spec.network is None and not spec.body:
+        return  # a library of blocks: parsing and imports are all there is to check
+    shape = input_shape or _input_shape(spec, genv, res.diags)
+    name = spec.network.name if spec.network else Path(res.file).stem
+    graph = Graph(name, shape)
+    graph.params = dict(net_env)
+    graph.settings = _settings(spec, genv, res.diags)
+    res.graph = graph
+    elab = Elaborator(graph, res.blocks, res.diags)
+    loc = spec.network.loc if spec.network else Loc(res.file, 1, 1)
+    graph.input_node = graph.add_node("input", {}, "@input", loc, "", [])
+    last = elab.body(spec.body, genv, Scope(""), graph.input_node)
+    if last == graph.input_node:
+        res.diags.error("E117", "the network has no layers", loc)
+    out_loc = graph.node(last)["loc"]
+    graph.outputs = {"main": graph.add_node("output", {"name": "main"}, "@output", out_loc, "", [last]),
+                     **graph.outputs}
+    validate_graph(graph, res.diags)
+    if shape is not None:
+        infer_shapes(graph, res.diags)
+        infer_costs(graph)
+
+
+def _network_params(spec: A.SpecFile, overrides: dict[str, Value], diags: DiagnosticBag) -> dict[str, Value]:
+    params = spec.network.params if spec.network else ()
+    names = [p.name for p in params]
+    for key in overrides:
+        if key not in names:
+            raise DiagnosticError(Diagnostic(
+                "E113", f"network has no parameter '{key}'", Loc("<command line>", 1, 1),
+                hint=did_you_mean(key, names) or f"parameters: {', '.join(names) or '(none)'}"))
+    env: dict[str, Value] = {}
+    for p in params:
+        if p.name in overrides:
+            env[p.name] = overrides[p.name]
+        elif p.default is None:
+            diags.error("E103", f"network parameter '{p.name}' has no default and was not given", p.loc,
+                        hint=f"pass -p {p.name}=...")
+            env[p.name] = None
+        else:
+            env[p.name] = evaluate(p.default, env)
+    return env
+
+
+def _globals(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> dict[str, Value]:
+    env = dict(env)
+    for let in spec.lets:
+        try:
+            env[let.name] = evaluate(let.value, env)
+        except DiagnosticError as exc:
+            diags.add(exc.diagnostic)
+    return env
+
+
+def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> tuple | None:
+    decl = spec.input
+    if decl is None:
+        loc = spec.network.loc if spec.network else Loc(spec.file, 1, 1)
+        diags.error("E114", "no input shape declared", loc, hint="add 'input 3x224x224' or pass --input 3x224x224")
+        return None
+    dims = [evaluate(d, env) for d in decl.dims]
+    if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        diags.error("E114", f"input must be three positive integers C x H x W, got {show(tuple(dims))}", decl.loc)
+        return None
+    return tuple(dims)
+
+
+def _settings(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> list[dict[str, Any]]:
+    out = []
+    for st in spec.settings:
+        try:
+            args = {}
+            for i, a in enumerate(st.call.args):
+                args[a.name if a.name is not None else i] = evaluate(a.value, env)
+            out.append({"kind": st.kind, "target": st.target, "name": st.call.name, "args": args, "loc": st.loc})
+        except DiagnosticError as exc:
+            diags.add(exc.diagnostic)
+    return out
+
+
+def resolve_import(importer: Path, target: str, loc: Loc, search_paths: tuple[str, ...]) -> Path:
+    """Find ``use "target"`` relative to the importing file, confined to its directory tree."""
+    base = importer.resolve().parent
+    roots = [base] + [Path(p).resolve() for p in search_paths]
+    rel = Path(target)
+    if rel.is_absolute():
+        raise DiagnosticError(Diagnostic("E109", f"import path must be relative: {target!r}", loc))
+    for root in roots:
+        cand = (root / rel).resolve()
+        if not cand.is_file():
+            continue
+        if not any(cand.is_relative_to(r) for r in roots):
+            raise DiagnosticError(Diagnostic("E109", f"import {target!r} escapes the spec's directory", loc,
+                                             hint="pass --search-path DIR to allow another directory"))
+        return cand
+    raise DiagnosticError(Diagnostic("E109", f"imported file not found: {target!r}", loc,
+                                     hint=f"looked in {', '.join(str(r) for r in roots)}"))
+
+
+def _collect_blocks(res: Analysis, spec: A.SpecFile, path: Path, env: dict[str, Value], stack: list[str],
+                    search_paths: tuple[str, ...]) -> None:
+    for use in spec.uses:
+        try:
+            target = resolve_import(path, use.path, use.loc, search_paths)
+            key = str(target)
+            if key in stack:
+                chain = " -> ".join(Path(s).name for s in stack[stack.index(key):] + [key])
+                raise DiagnosticError(Diagnostic("E110", f"import cycle: {chain}", use.loc))
+            if len(stack) > MAX_IMPORT_DEPTH:
+                raise DiagnosticError(Diagnostic("E152", f"imports nested more than {MAX_IMPORT_DEPTH} deep", use.loc))
+            display = os.path.relpath(target) if not os.path.isabs(res.file) else str(target)
+            lib = load_spec_file(target, res.sources, display=display)
+            _collect_blocks(res, lib, target, _globals(lib, {}, res.diags), stack + [key], search_paths)
+        except DiagnosticError as exc:
+            res.diags.add(exc.diagnostic)
+    for block in spec.blocks:
+        if block.name in res.blocks:
+            first = res.blocks[block.name].block.loc
+            if first == block.loc:
+                continue  # the same file imported along two paths
+            res.diags.error("E111", f"block '{block.name}' defined twice", block.loc, hint=f"first defined at {first}")
+            continue
+        from .ops import PUBLIC_OPS
+
+        if block.name in PUBLIC_OPS:
+            res.diags.error("E111", f"block '{block.name}' shadows the built-in op of that name", block.loc,
+                            hint="rename the block")
+            continue
+        res.blocks[block.name] = BlockDef(block, env)

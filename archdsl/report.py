@@ -1,0 +1,162 @@
+"""Summaries of an analyzed network: per-node rows and totals, as text, JSON, Markdown or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from .ir import Graph
+from .ops import fmt_shape
+from .passes.shapes import activations
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a summary: a node, or a collapsed scope at ``--depth``."""
+
+    path: str
+    op: str
+    shape: tuple | None
+    params: int
+    macs: int
+    activations: int
+    rf: tuple | None
+    line: int
+
+    def to_json(self) -> dict:
+        """The row as a JSON object."""
+        return {
+            "path": self.path,
+            "op": self.op,
+            "shape": list(self.shape) if self.shape else None,
+            "params": self.params,
+            "macs": self.macs,
+            "activations": self.activations,
+            "receptive_field": list(self.rf[:2]) if self.rf else None,
+            "stride": list(self.rf[2:]) if self.rf else None,
+            "line": self.line,
+        }
+
+
+def _depth_key(path: str, depth: int | None) -> str:
+    scope, _, _ = path.partition("@")
+    parts = [p for p in scope.split(".") if p]
+    if depth is None or len(parts) <= depth:
+        return path
+    return ".".join(parts[:depth])
+
+
+def rows(graph: Graph, depth: int | None = None) -> list[Row]:
+    """Summary rows in execution order; with ``depth``, scopes deeper than it are collapsed."""
+    out: list[Row] = []
+    groups: dict[str, int] = {}
+    for nid in graph.order():
+        d = graph.node(nid)
+        if d["op"] in ("input", "output"):
+            continue
+        key = _depth_key(d["path"], depth)
+        row = Row(key, d["op"], d["shape"], d["costs"].params, d["costs"].macs, activations(d["shape"]),
+                  d["rf"], d["loc"].line)
+        if key in groups and key != d["path"]:
+            prev = out[groups[key]]
+            block = graph.scopes.get(key)
+            out[groups[key]] = Row(key, block.block if block and block.block else "group", d["shape"],
+                                   prev.params + row.params, prev.macs + row.macs,
+                                   prev.activations + row.activations, d["rf"], prev.line)
+        elif key != d["path"]:
+            block = graph.scopes.get(key)
+            groups[key] = len(out)
+            out.append(Row(key, block.block if block and block.block else "group", d["shape"], row.params,
+                           row.macs, row.activations, d["rf"], row.line))
+        else:
+            out.append(row)
+    return out
+
+
+def summary_json(graph: Graph, depth: int | None = None) -> dict:
+    """The ``summary --format json`` document."""
+    main = graph.main_output
+    doc = {
+        "network": graph.name,
+        "input": list(graph.input_shape) if graph.input_shape else None,
+        "params": graph.total_params(),
+        "macs": graph.eval_macs(),
+        "output": list(graph.node(main)["shape"]) if main is not None and graph.node(main)["shape"] else None,
+        "outputs": {name: _out_shape(graph, nid) for name, nid in graph.outputs.items()},
+        "nodes": [r.to_json() for r in rows(graph, depth)],
+    }
+    return doc
+
+
+def _out_shape(graph: Graph, out: int) -> list | None:
+    preds = graph.inputs(out)
+    shape = graph.node(preds[0])["shape"] if preds else None
+    return list(shape) if shape else None
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def summary_table(graph: Graph, depth: int | None = None) -> list[list[str]]:
+    """Header plus one list of cells per row, shared by the text, Markdown and CSV forms."""
+    table = [["module", "op", "output", "params", "MACs", "RF"]]
+    for r in rows(graph, depth):
+        rf = f"{r.rf[0]}x{r.rf[1]}" if r.rf else "-"
+        table.append([r.path, r.op, fmt_shape(r.shape) if r.shape else "?", _fmt_int(r.params),
+                      _fmt_int(r.macs), rf])
+    return table
+
+
+def totals_line(graph: Graph) -> str:
+    """``params: 25,557,032  MACs: 4,089,184,256 (eval)`` and the output shapes."""
+    outs = ", ".join(f"{k} {fmt_shape(tuple(v)) if v else '?'}" for k, v in
+                     ((n, _out_shape(graph, o)) for n, o in graph.outputs.items()))
+    return (f"params: {_fmt_int(graph.total_params())}   MACs (eval): {_fmt_int(graph.eval_macs())}   "
+            f"outputs: {outs}")
+
+
+def render_markdown(graph: Graph, depth: int | None = None) -> str:
+    """A Markdown table plus totals."""
+    table = summary_table(graph, depth)
+    lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
+    return "\n".join(lines) + f"\n\n{totals_line(graph)}\n"
+
+
+def render_csv(graph: Graph, depth: int | None = None) -> str:
+    """CSV with raw integers (no thousands separators)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["module", "op", "output", "params", "macs", "activations", "rf_h", "rf_w"])
+    for r in rows(graph, depth):
+        w.writerow([r.path, r.op, fmt_shape(r.shape) if r.shape else "", r.params, r.macs, r.activations,
+                    r.rf[0] if r.rf else "", r.rf[1] if r.rf else ""])
+    return buf.getvalue()
+
+
+def render_text(graph: Graph, depth: int | None = None) -> str:
+    """A rich table (plain text when captured) with totals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = summary_table(graph, depth)
+    t = Table(title=f"{graph.name}  input {fmt_shape(graph.input_shape) if graph.input_shape else '?'}",
+              show_lines=False)
+    for i, h in enumerate(table[0]):
+        t.add_column(h, justify="right" if i >= 3 else "left", no_wrap=True)
+    for row in table[1:]:
+        t.add_row(*row)
+    console = Console(record=True, width=max(100, max(len(r[0]) for r in table) + 70), file=io.StringIO())
+    console.print(t)
+    console.print(totals_line(graph))
+    return console.export_text()
+
+
+def render_json(graph: Graph, depth: int | None = None) -> str:
+    """Deterministic JSON."""
+    return json.dumps(summary_json(graph, depth), indent=2) + "\n"
+
+
