@@ -143,12 +143,16 @@ class Let:
 
 @dataclass(frozen=True)
 class Call:
-    """A layer (registry op) or block instantiation: ``label: name(args)``."""
+    """A layer (registry op) or block instantiation: ``label: name(args)``.
+
+    ``inline`` splices a block's layers into the enclosing scope instead of a scope of its own.
+    """
 
     name: str
     args: tuple[Arg, ...]
     label: str | None = None
     loc: Loc = _loc()
+    inline: bool = False
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,8 @@ class _Builder(Transformer):
         return _with_label(atom, str(label))
 
     def call(self, children: list) -> A.Call:
-        name, args = children
-        return A.Call(str(name), args or (), None, self._loc(name))
+        inline, name, args = children
+        return A.Call(str(name), args or (), None, self._loc(name), inline is not None)
 
     def argl(self, children: list) -> tuple:
         return tuple(c for c in children if c is not None)

@@ -166,6 +166,8 @@ class Elaborator:
         """An op (registry) or a block instantiation."""
         if el.name in PUBLIC_OPS:
             op = PUBLIC_OPS[el.name]
+            if el.inline:
+                raise self._fail("E119", f"'inline' applies to blocks; '{el.name}' is a built-in op", el.loc)
             path = name if name is not None else scope.child(el.label)
             self._claim(path, el.loc)
             args = self.bind_op(op, el, env, path)
@@ -185,14 +187,22 @@ class Elaborator:
         if len(self.call_stack) >= MAX_CALL_DEPTH:
             raise self._fail("E152", f"blocks nested more than {MAX_CALL_DEPTH} deep", el.loc)
         bound = self.bind_block(block, el, env)
+        if el.inline:
+            if el.label is not None or name is not None:
+                raise self._fail("E119", "an inline block call cannot be named", el.loc,
+                                 hint="drop the label, or drop 'inline' to give the block its own scope")
+            return self._expand(bdef, bound, scope, cur)
         path = name if name is not None else scope.child(el.label)
         if path in self.graph.paths or path in self.graph.scopes:
             raise self._fail("E107", f"duplicate name '{path.rsplit('.', 1)[-1]}' (module path '{path}')",
                              el.loc, path)
         self.graph.scopes[path] = ScopeInfo(path, "block", block.name, dict(bound), el.loc)
-        self.call_stack.append(block.name)
+        return self._expand(bdef, bound, Scope(path), cur)
+
+    def _expand(self, bdef: BlockDef, bound: dict[str, Value], scope: Scope, cur: int) -> int:
+        self.call_stack.append(bdef.block.name)
         try:
-            return self.body(block.body, {**bdef.env, **bound}, Scope(path), cur)
+            return self.body(bdef.block.body, {**bdef.env, **bound}, scope, cur)
         finally:
             self.call_stack.pop()
 
