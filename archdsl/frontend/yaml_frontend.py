@@ -1,0 +1,397 @@
+"""The YAML front end: the same AST as the text language, with line/column marks kept.
+
+Format (every string that holds code uses the text language's own syntax)::
+
+    network: googlenet(num_classes = 1000, aux_logits = true)
+    input: 3x224x224                   # or [3, 224, 224]
+    use: [lib/blocks.arch]             # imports, relative to this file
+    let:                               # global definitions, in order
+      - width: 64                      # YAML scalars are literals;
+      - counts: "[3, 4, 6, 3]"         # strings are expressions
+    settings:
+      - loss: cross_entropy(label_smoothing = 0.1)
+      - init conv2d: kaiming_normal(mode = "fan_out")
+    blocks:
+      BasicConv2d(out, k, stride = 1, padding = 0):
+        - conv: conv2d(out, k, stride = stride, padding = padding, bias = false)
+        - bn: batchnorm(eps = 0.001)
+        - relu
+    layers:                            # the network body
+      - conv1: BasicConv2d(64, 7, stride = 2, padding = 3)
+      - "maxpool(3, stride = 2) -> flatten"       # a chain
+      - branch2: [BasicConv2d(96, 1), BasicConv2d(128, 3, padding = 1)]   # labelled group
+      - inception3a:                   # a labelled combinator
+          concat: [ ...branches... ]
+      - residual: [ ...body... ]
+        args: post = "relu"
+        shortcut: {name: downsample, if: "stride != 1", body: [ ... ]}
+      - layer1: {repeat: "3, prefix = \\"\\"", as: i, body: [ ... ]}
+      - dense: "6"  ;  as: i  ;  body: [...]
+      - if: aux_logits
+        then: [ {aux: {aux1: "InceptionAux(512, num_classes)"}, args: "weight = 0.3"} ]
+        else: [ ... ]
+      - let: {x: "2 * width"}
+      - chain: [ {concat: [...]}, relu ]          # a chain of structured elements
+
+Loading is safe: the document is composed into YAML nodes (never constructed into arbitrary
+objects), unknown tags are refused, duplicate keys are errors, and alias expansion is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .. import ast as A
+from ..diagnostics import Diagnostic, DiagnosticError, Loc
+from .text import parse_text
+
+#: Most YAML nodes a document may expand to (aliases count each time they are used).
+MAX_YAML_NODES = 1_000_000
+KEYWORDS = {"concat", "residual", "repeat", "dense", "group", "if", "aux", "let", "chain"}
+_SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+_HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
+_SHAPE = re.compile(r"^\s*[0-9]+(x[0-9]+)+\s*$")
+TOP_KEYS = ("network", "input", "use", "let", "settings", "blocks", "layers")
+
+
+class _Walker:
+    """Turns composed YAML nodes into AST, with a node budget against alias bombs."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.budget = MAX_YAML_NODES
+        self.scalars = SafeConstructor()
+
+    # ------------------------------------------------------------------ basics
+    def loc(self, node: Node) -> Loc:
+        return Loc(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, node: Node, message: str, hint: str = "", code: str = "E004") -> DiagnosticError:
+        return DiagnosticError(Diagnostic(code, message, self.loc(node), hint=hint))
+
+    def tick(self, node: Node) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise self.fail(node, f"YAML document expands to more than {MAX_YAML_NODES:,} nodes",
+                            "remove anchors/aliases that multiply content", code="E150")
+
+    def scalar(self, node: Node) -> object:
+        self.tick(node)
+        if not isinstance(node, ScalarNode):
+            raise self.fail(node, f"expected a single value, found a {_kind(node)}")
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "archdsl YAML uses plain values only")
+        try:
+            return self.scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            raise self.fail(node, f"bad YAML value: {exc}") from None
+
+    def string(self, node: Node, what: str) -> str:
+        value = self.scalar(node)
+        if not isinstance(value, str):
+            raise self.fail(node, f"{what} must be a string, got {value!r}")
+        return value
+
+    def mapping(self, node: Node) -> list[tuple[str, Node, Node]]:
+        """(key, key node, value node) in order; duplicate and non-string keys are errors."""
+        self.tick(node)
+        if not isinstance(node, MappingNode):
+            raise self.fail(node, f"expected a mapping, found a {_kind(node)}")
+        seen: dict[str, Node] = {}
+        out = []
+        for knode, vnode in node.value:
+            if knode.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(knode, "YAML merge keys ('<<') are not supported")
+            key = self.scalar(knode)
+            if not isinstance(key, str):
+                raise self.fail(knode, f"mapping keys must be strings, got {key!r}")
+            if key in seen:
+                first = seen[key].start_mark
+                raise self.fail(knode, f"duplicate key '{key}'", f"first given at line {first.line + 1}",
+                                code="E003")
+            seen[key] = knode
+            out.append((key, knode, vnode))
+        return out
+
+    def sequence(self, node: Node) -> list[Node]:
+        self.tick(node)
+        if not isinstance(node, SequenceNode):
+            raise self.fail(node, f"expected a list, found a {_kind(node)}")
+        return list(node.value)
+
+    def fragment(self, node: Node, start: str, text: str | None = None) -> object:
+        """Parse a scalar's text with the text grammar's ``start`` rule, keeping positions."""
+        src = text if text is not None else self.string(node, "this value")
+        quoted = 1 if node.style in ("'", '"') else 0
+        return parse_text(src, self.file, start=start, line_offset=node.start_mark.line,
+                          col_offset=node.start_mark.column + quoted)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node: Node) -> A.Expr:
+        if isinstance(node, SequenceNode):
+            return A.ListExpr(tuple(self.expr(n) for n in self.sequence(node)), self.loc(node))
+        value = self.scalar(node)
+        loc = self.loc(node)
+        if isinstance(value, str):
+            return self.fragment(node, "expr_start")
+        if isinstance(value, bool) or value is None:
+            return A.Const(value, loc)
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            raise self.fail(node, "numbers must be finite")
+        if value < 0:
+            return A.UnaryOp("-", A.Num(-value, loc), loc)
+        return A.Num(value, loc)
+
+    # ------------------------------------------------------------------ document
+    def document(self, node: Node) -> A.SpecFile:
+        fields = {k: (kn, vn) for k, kn, vn in self.mapping(node)}
+        for key, (kn, _) in fields.items():
+            if key not in TOP_KEYS:
+                from ..diagnostics import did_you_mean
+
+                raise self.fail(kn, f"unknown top-level key '{key}'",
+                                did_you_mean(key, TOP_KEYS) or f"keys: {', '.join(TOP_KEYS)}")
+        network = self.network(fields["network"][1]) if "network" in fields else None
+        input_decl = self.input(fields["input"][1]) if "input" in fields else None
+        uses = tuple(A.Use(self.string(n, "an import path"), self.loc(n)) for n in
+                     self.sequence(fields["use"][1])) if "use" in fields else ()
+        lets = self.lets(fields["let"][1]) if "let" in fields else ()
+        settings = self.settings(fields["settings"][1]) if "settings" in fields else ()
+        blocks = self.blocks(fields["blocks"][1]) if "blocks" in fields else ()
+        body = self.body(fields["layers"][1]) if "layers" in fields else ()
+        return A.SpecFile(network, input_decl, uses, lets, settings, blocks, body, self.file)
+
+    def header(self, node: Node, what: str) -> tuple[str, tuple[A.Param, ...]]:
+        text = self.string(node, what)
+        m = _HEADER.match(text)
+        if not m:
+            raise self.fail(node, f"{what} must look like name(param, other = default), got {text!r}", code="E001")
+        params: tuple = ()
+        if m.group(2) is not None:
+            quoted = 1 if node.style in ("'", '"') else 0
+            params = parse_text(m.group(2), self.file, start="params_start", line_offset=node.start_mark.line,
+                                col_offset=node.start_mark.column + quoted + m.start(2))
+        return m.group(1), params
+
+    def network(self, node: Node) -> A.NetworkDecl:
+        name, params = self.header(node, "network")
+        return A.NetworkDecl(name, params, self.loc(node))
+
+    def input(self, node: Node) -> A.InputDecl:
+        loc = self.loc(node)
+        if isinstance(node, SequenceNode):
+            return A.InputDecl(tuple(self.expr(n) for n in self.sequence(node)), loc)
+        text = self.string(node, "input")
+        if _SHAPE.match(text):
+            return A.InputDecl(tuple(A.Num(int(p), loc) for p in text.strip().split("x")), loc)
+        value = self.fragment(node, "expr_start")
+        if not isinstance(value, A.ListExpr):
+            raise self.fail(node, "input must be a shape like 3x224x224 or a list [c, h, w]", code="E114")
+        return A.InputDecl(value.items, loc)
+
+    def lets(self, node: Node) -> tuple[A.Let, ...]:
+        items = self.sequence(node) if isinstance(node, SequenceNode) else [node]
+        out = []
+        for item in items:
+            for key, kn, vn in self.mapping(item):
+                _check_name(self, kn, key)
+                out.append(A.Let(key, self.expr(vn), self.loc(kn)))
+        return tuple(out)
+
+    def settings(self, node: Node) -> tuple[A.Setting, ...]:
+        out = []
+        for item in self.sequence(node):
+            for key, kn, vn in self.mapping(item):
+                parts = key.split()
+                if parts == ["loss"]:
+                    kind, target = "loss", None
+                elif len(parts) == 2 and parts[0] == "init":
+                    kind, target = "init", parts[1]
+                else:
+                    raise self.fail(kn, f"unknown setting '{key}'", "settings are 'loss' and 'init OP'")
+                call = self.fragment(vn, "element_start")
+                if not isinstance(call, A.Call) or call.label:
+                    raise self.fail(vn, f"{kind} must be a call like name(args)")
+                out.append(A.Setting(kind, target, call, self.loc(kn)))
+        return tuple(out)
+
+    def blocks(self, node: Node) -> tuple[A.Block, ...]:
+        out = []
+        for _key, kn, vn in self.mapping(node):
+            name, params = self.header(kn, "block")
+            out.append(A.Block(name, params, self.body(vn), self.loc(kn)))
+        return tuple(out)
+
+    # ------------------------------------------------------------------ bodies
+    def body(self, node: Node) -> tuple[A.Stmt, ...]:
+        if isinstance(node, ScalarNode) and self.scalar(node) is None:
+            return ()
+        return tuple(self.stmt(n) for n in self.sequence(node))
+
+    def stmt(self, node: Node) -> A.Stmt:
+        self.tick(node)
+        if isinstance(node, ScalarNode):
+            return self.fragment(node, "chain_start")
+        if isinstance(node, SequenceNode):
+            raise self.fail(node, "a nested list is not a layer", "label it to make a group: name: [ ... ]")
+        entries = self.mapping(node)
+        keys = [k for k, _, _ in entries]
+        head = keys[0]
+        if head == "let":
+            return self._let_stmt(entries)
+        if head == "if":
+            return self._if(node, entries)
+        if head == "aux":
+            return self._aux(node, entries)
+        if head == "chain":
+            self._only(entries, {"chain"})
+            els = tuple(self.element(n) for n in self.sequence(entries[0][2]))
+            if not els:
+                raise self.fail(node, "a chain needs at least one element")
+            return A.Chain(els, self.loc(node))
+        if head not in KEYWORDS and len(entries) == 1 and isinstance(entries[0][2], ScalarNode):
+            chain = self.fragment(entries[0][2], "chain_start")
+            first = _relabel(chain.elements[0], head, self, entries[0][1])
+            return A.Chain((first,) + chain.elements[1:], self.loc(node))
+        el = self.element(node)
+        return A.Chain((el,), el.loc)
+
+    def _let_stmt(self, entries: list) -> A.Let:
+        self._only(entries, {"let"})
+        lets = self.lets(entries[0][2])
+        if len(lets) != 1:
+            raise self.fail(entries[0][2], "write one let per list item")
+        return lets[0]
+
+    def _if(self, node: Node, entries: list) -> A.If:
+        self._only(entries, {"if", "then", "else"})
+        d = {k: v for k, _, v in entries}
+        if "then" not in d:
+            raise self.fail(node, "'if' needs a 'then' list")
+        orelse = self.body(d["else"]) if "else" in d else None
+        return A.If(self.expr(d["if"]), self.body(d["then"]), orelse, self.loc(node))
+
+    def _aux(self, node: Node, entries: list) -> A.Aux:
+        self._only(entries, {"aux", "args"})
+        d = {k: v for k, _, v in entries}
+        args = self.fragment(d["args"], "args_start") if "args" in d else ()
+        return A.Aux(args, self.element(d["aux"]), self.loc(node))
+
+    def _only(self, entries: list, allowed: set[str]) -> None:
+        for key, kn, _ in entries:
+            if key not in allowed:
+                from ..diagnostics import did_you_mean
+
+                raise self.fail(kn, f"unexpected key '{key}' here",
+                                did_you_mean(key, allowed) or f"allowed: {', '.join(sorted(allowed))}")
+
+    def element(self, node: Node) -> A.Element:
+        """One element: a call string, a labelled thing, or a combinator mapping."""
+        self.tick(node)
+        if isinstance(node, ScalarNode):
+            return self.fragment(node, "element_start")
+        entries = self.mapping(node)
+        head, kn, vn = entries[0]
+        if head not in KEYWORDS:
+            if len(entries) != 1:
+                raise self.fail(entries[1][1], f"a labelled element has one key; '{entries[1][0]}' is extra")
+            _check_name(self, kn, head)
+            if isinstance(vn, ScalarNode):
+                inner = self.fragment(vn, "element_start")
+            elif isinstance(vn, SequenceNode):
+                inner = A.Group(self.body(vn), None, self.loc(vn))
+            else:
+                inner = self.element(vn)
+            return _relabel(inner, head, self, kn)
+        builder: dict[str, Callable] = {"group": self._group, "concat": self._concat, "residual": self._residual,
+                                        "repeat": self._repeat, "dense": self._repeat}
+        if head not in builder:
+            raise self.fail(kn, f"'{head}' is not an element here")
+        return builder[head](node, entries)
+
+    def _group(self, node: Node, entries: list) -> A.Group:
+        self._only(entries, {"group"})
+        return A.Group(self.body(entries[0][2]), None, self.loc(node))
+
+    def _concat(self, node: Node, entries: list) -> A.Concat:
+        self._only(entries, {"concat"})
+        return A.Concat(self.body(entries[0][2]), None, self.loc(node))
+
+    def _residual(self, node: Node, entries: list) -> A.Residual:
+        self._only(entries, {"residual", "args", "shortcut"})
+        d = {k: v for k, _, v in entries}
+        args = self.fragment(d["args"], "args_start") if "args" in d else ()
+        shortcut = None
+        if "shortcut" in d:
+            sn = d["shortcut"]
+            if isinstance(sn, SequenceNode):
+                shortcut = A.Shortcut(None, None, self.body(sn), self.loc(sn))
+            else:
+                se = self.mapping(sn)
+                self._only(se, {"name", "if", "body"})
+                sd = {k: v for k, _, v in se}
+                name = self.string(sd["name"], "shortcut name") if "name" in sd else None
+                if name is not None:
+                    _check_name(self, sd["name"], name)
+                cond = self.expr(sd["if"]) if "if" in sd else None
+                shortcut = A.Shortcut(name, cond, self.body(sd["body"]) if "body" in sd else (), self.loc(sn))
+        return A.Residual(args, self.body(d["residual"]), shortcut, None, self.loc(node))
+
+    def _repeat(self, node: Node, entries: list) -> A.Repeat | A.Dense:
+        kw = entries[0][0]
+        self._only(entries, {kw, "as", "body"})
+        d = {k: v for k, _, v in entries}
+        argnode = d[kw]
+        if isinstance(argnode, ScalarNode) and not isinstance(self.scalar(argnode), str):
+            args = (A.Arg(None, self.expr(argnode), self.loc(argnode)),)
+        else:
+            args = self.fragment(argnode, "args_start")
+        var = self.string(d["as"], "loop variable") if "as" in d else None
+        if var is not None:
+            _check_name(self, d["as"], var)
+        body = self.body(d["body"]) if "body" in d else ()
+        cls = A.Repeat if kw == "repeat" else A.Dense
+        return cls(args, var, body, None, self.loc(node))
+
+
+def _check_name(w: _Walker, node: Node, name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in KEYWORDS:
+        raise w.fail(node, f"{name!r} is not a valid name", "names are letters, digits and '_', not a keyword",
+                     code="E001")
+
+
+def _relabel(el: A.Element, label: str, w: _Walker, node: Node) -> A.Element:
+    import dataclasses
+
+    if getattr(el, "label", None) is not None:
+        raise w.fail(node, f"element already labelled '{el.label}'")
+    return dataclasses.replace(el, label=label)
+
+
+def _kind(node: Node) -> str:
+    return {ScalarNode: "value", SequenceNode: "list", MappingNode: "mapping"}.get(type(node), "node")
+
+
+def parse_yaml(text: str, file: str) -> A.SpecFile:
+    """Parse a YAML spec into the AST."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
+        raise DiagnosticError(Diagnostic("E003", f"YAML syntax error: {exc.problem or exc.context}", loc)) from None
+    except yaml.YAMLError as exc:
+        raise DiagnosticError(Diagnostic("E003", f"YAML error: {exc}", Loc(file, 1, 1))) from None
+    except RecursionError:
+        raise DiagnosticError(Diagnostic("E152", "YAML nested too deeply", Loc(file, 1, 1))) from None
+    if node is None:
+        return A.SpecFile(None, None, (), (), (), (), (), file)
+    try:
+        return _Walker(file).document(node)
+    except RecursionError:
+        raise DiagnosticError(Diagnostic("E152", "YAML nested too deeply", Loc(file, 1, 1))) from None
