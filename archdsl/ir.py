@@ -66,7 +66,13 @@ class Graph:
         return sorted(preds, key=lambda p: preds[p]["index"])
 
     def order(self) -> list[int]:
-        """Nodes in a deterministic topological order."""
+        """Nodes in a deterministic topological order.
+
+        Elaboration only ever wires a new node to existing ones, so creation order is already
+        topological; that is checked in O(E) and the general sort is kept for hand-built graphs.
+        """
+        if all(u < v for u, v in self.g.edges):
+            return list(self.g.nodes)
         return list(nx.lexicographical_topological_sort(self.g))
 
     def module_nodes(self) -> Iterator[int]:

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import ast as A
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, did_you_mean
@@ -59,6 +61,25 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Value]:
 def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = None,
             input_shape: tuple[int, int, int] | None = None, search_paths: tuple[str, ...] = ()) -> Analysis:
     """Run the whole front half of archdsl on one spec file."""
+    with _gc_paused():
+        return _analyze(path, overrides, input_shape, search_paths)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Parsing allocates millions of small, acyclic objects; the cyclic collector's repeated full
+    # scans over them made large specs superlinear.  Reference counting still frees everything.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None,
+             input_shape: tuple[int, int, int] | None, search_paths: tuple[str, ...]) -> Analysis:
     res = Analysis(str(path))
     try:
         res.spec = load_spec_file(path, res.sources)

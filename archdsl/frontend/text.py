@@ -260,7 +260,6 @@ def _parser() -> tuple[Lark, "_Builder"]:
         grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
         start=list(START_RULES),
-        propagate_positions=True,
         transformer=builder,
         maybe_placeholders=True,
     )
