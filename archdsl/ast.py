@@ -295,6 +295,14 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class RulesDecl:
+    """``rules(ignore = ["R301"], threshold = 4)``: design-rule configuration for this spec."""
+
+    args: tuple[Arg, ...]
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
 class SpecFile:
     """A whole spec (or a library of blocks when ``network`` is None)."""
 
@@ -306,3 +314,4 @@ class SpecFile:
     blocks: tuple[Block, ...]
     body: tuple[Stmt, ...]
     file: str = field(default="<string>", compare=False)
+    rules: tuple[Arg, ...] = ()

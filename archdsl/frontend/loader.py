@@ -81,7 +81,7 @@ def load_spec_file(path: str | Path, sources: SourceCache | None = None, display
 def assemble(stmts: Sequence[object], file: str) -> A.SpecFile:
     """Sort top-level statements of a text file into the fields of a :class:`SpecFile`."""
     network = input_decl = None
-    uses, lets, settings, blocks, body = [], [], [], [], []
+    uses, lets, settings, blocks, body, rules = [], [], [], [], [], []
     for st in stmts:
         if isinstance(st, A.NetworkDecl):
             if network is not None:
@@ -101,7 +101,9 @@ def assemble(stmts: Sequence[object], file: str) -> A.SpecFile:
             settings.append(st)
         elif isinstance(st, A.Block):
             blocks.append(st)
+        elif isinstance(st, A.RulesDecl):
+            rules.extend(st.args)
         else:
             body.append(st)
     return A.SpecFile(network, input_decl, tuple(uses), tuple(lets), tuple(settings), tuple(blocks),
-                      tuple(body), file)
+                      tuple(body), file, tuple(rules))

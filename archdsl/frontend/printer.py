@@ -194,6 +194,8 @@ def to_text(spec: A.SpecFile) -> str:
     for st in spec.settings:
         target = f" {st.target}:" if st.target else ""
         p.emit(0, f"{st.kind}{target} {call(st.call)}")
+    if spec.rules:
+        p.emit(0, f"rules({args(spec.rules)})")
     for b in spec.blocks:
         p.lines.append("")
         ps = f"({params(b.params)})" if b.params else ""
@@ -288,6 +290,8 @@ def to_yaml_data(spec: A.SpecFile) -> dict:
         settings.append({st.kind: call(st.call)} if st.target is None else {f"init {st.target}": call(st.call)})
     if settings:
         doc["settings"] = settings
+    if spec.rules:
+        doc["rules"] = args(spec.rules)
     if spec.blocks:
         doc["blocks"] = {f"{b.name}({params(b.params)})" if b.params else b.name: _yaml_body(b.body)
                          for b in spec.blocks}

@@ -103,6 +103,10 @@ class _Builder(Transformer):
         name, params, body = children
         return A.Block(str(name), params or (), body, self._loc(name))
 
+    def rules_decl(self, children: list) -> A.RulesDecl:
+        kw, args = children
+        return A.RulesDecl(args or (), self._loc(kw))
+
     def loss(self, children: list) -> A.Setting:
         kw, call = children
         return A.Setting("loss", None, call, self._loc(kw))

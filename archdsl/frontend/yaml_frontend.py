@@ -8,6 +8,7 @@ Format (every string that holds code uses the text language's own syntax)::
     let:                               # global definitions, in order
       - width: 64                      # YAML scalars are literals;
       - counts: "[3, 4, 6, 3]"         # strings are expressions
+    rules: ignore = ["R301"], asym_grid = [12, 20]   # design-rule configuration
     settings:
       - loss: cross_entropy(label_smoothing = 0.1)
       - init conv2d: kaiming_normal(mode = "fan_out")
@@ -56,7 +57,7 @@ KEYWORDS = {"concat", "residual", "repeat", "dense", "group", "if", "aux", "let"
 _SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
 _HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
 _SHAPE = re.compile(r"^\s*[0-9]+(x[0-9]+)+\s*$")
-TOP_KEYS = ("network", "input", "use", "let", "settings", "blocks", "layers")
+TOP_KEYS = ("network", "input", "use", "let", "settings", "rules", "blocks", "layers")
 
 
 class _Walker:
@@ -164,7 +165,8 @@ class _Walker:
         settings = self.settings(fields["settings"][1]) if "settings" in fields else ()
         blocks = self.blocks(fields["blocks"][1]) if "blocks" in fields else ()
         body = self.body(fields["layers"][1]) if "layers" in fields else ()
-        return A.SpecFile(network, input_decl, uses, lets, settings, blocks, body, self.file)
+        rules = self.fragment(fields["rules"][1], "args_start") if "rules" in fields else ()
+        return A.SpecFile(network, input_decl, uses, lets, settings, blocks, body, self.file, rules)
 
     def header(self, node: Node, what: str) -> tuple[str, tuple[A.Param, ...]]:
         text = self.string(node, what)
