@@ -113,6 +113,7 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     loc = spec.network.loc if spec.network else Loc(res.file, 1, 1)
     graph.input_node = graph.add_node("input", {}, "@input", loc, "", [])
     last = elab.body(spec.body, genv, Scope(""), graph.input_node)
+    _report_unused_blocks(spec, elab.used_blocks, res.diags)
     if last == graph.input_node:
         res.diags.error("E117", "the network has no layers", loc)
     out_loc = graph.node(last)["loc"]
@@ -122,6 +123,14 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     if shape is not None:
         infer_shapes(graph, res.diags)
         infer_costs(graph)
+
+
+def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag) -> None:
+    # Only the spec's own blocks: an imported library is expected to hold more than one net uses.
+    for block in spec.blocks:
+        if block.name not in used:
+            diags.warning("W122", f"block '{block.name}' is defined but never used", block.loc,
+                          hint="remove it or instantiate it")
 
 
 def _network_params(spec: A.SpecFile, overrides: dict[str, Value], diags: DiagnosticBag) -> dict[str, Value]:

@@ -19,6 +19,17 @@ from ..diagnostics import Diagnostic, DiagnosticError, Loc
 
 START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start")
 
+#: Words that are keywords somewhere in the text language or YAML structure keys; they cannot name
+#: a layer, a ``let`` binding, a loop variable or a shortcut, so every spec converts either way.
+RESERVED_NAMES = frozenset({
+    "network", "input", "use", "let", "block", "loss", "init", "if", "else", "then", "as", "aux", "inline",
+    "concat", "residual", "shortcut", "repeat", "dense", "true", "false", "none", "or", "and", "not",
+    "group", "chain", "rules",
+})
+
+#: Longest integer literal accepted (far beyond any value expressions allow; bounds int() work).
+MAX_INT_DIGITS = 100
+
 _TOKEN_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "__ANON_0": "'->'", "NAME": "a name",
@@ -51,6 +62,21 @@ class _Builder(Transformer):
         self.file = file
         self.line_offset = 0
         self.col_offset = 0
+
+    def _name(self, tok: Token, what: str) -> str:
+        """A user-chosen name; reserved words are refused so both front ends accept the same names."""
+        name = str(tok)
+        if name in RESERVED_NAMES:
+            raise DiagnosticError(Diagnostic("E001", f"'{name}' is a reserved word and cannot be {what}",
+                                             self._loc(tok), hint="choose another name"))
+        return name
+
+    def _int(self, tok: Token) -> int:
+        text = str(tok)
+        if len(text) > MAX_INT_DIGITS:
+            raise DiagnosticError(Diagnostic("E151", f"integer literal too large ({len(text)} digits)",
+                                             self._loc(tok), hint=f"literals are limited to {MAX_INT_DIGITS} digits"))
+        return int(text)
 
     def _loc(self, item: Any) -> Loc:
         line = getattr(item, "line", None)
@@ -87,7 +113,8 @@ class _Builder(Transformer):
     def input_decl(self, children: list) -> A.InputDecl:
         kw, value = children
         if isinstance(value, Token):
-            dims = tuple(A.Num(int(part), self._loc(value)) for part in str(value).split("x"))
+            dims = tuple(A.Num(self._int(Token("INT", part, line=value.line, column=value.column)),
+                               self._loc(value)) for part in str(value).split("x"))
             return A.InputDecl(dims, self._loc(value))
         return A.InputDecl(value.items, self._loc(kw))
 
@@ -97,7 +124,7 @@ class _Builder(Transformer):
 
     def let_decl(self, children: list) -> A.Let:
         name, value = children
-        return A.Let(str(name), value, self._loc(name))
+        return A.Let(self._name(name, "a let name"), value, self._loc(name))
 
     def block_decl(self, children: list) -> A.Block:
         name, params, body = children
@@ -144,7 +171,7 @@ class _Builder(Transformer):
         label, atom = children
         if label is None:
             return atom
-        return _with_label(atom, str(label))
+        return _with_label(atom, self._name(label, "a label"))
 
     def call(self, children: list) -> A.Call:
         inline, name, args = children
@@ -175,15 +202,18 @@ class _Builder(Transformer):
 
     def shortcut(self, children: list) -> A.Shortcut:
         kw, name, _if, cond, body = children
-        return A.Shortcut(str(name) if name is not None else None, cond, body, self._loc(kw))
+        return A.Shortcut(self._name(name, "a shortcut name") if name is not None else None, cond, body,
+                          self._loc(kw))
 
     def repeat(self, children: list) -> A.Repeat:
         kw, args, var, body = children
-        return A.Repeat(args, str(var) if var is not None else None, body, None, self._loc(kw))
+        return A.Repeat(args, self._name(var, "a loop variable") if var is not None else None, body, None,
+                        self._loc(kw))
 
     def dense(self, children: list) -> A.Dense:
         kw, args, var, body = children
-        return A.Dense(args, str(var) if var is not None else None, body, None, self._loc(kw))
+        return A.Dense(args, self._name(var, "a loop variable") if var is not None else None, body, None,
+                       self._loc(kw))
 
     # ------------------------------------------------------------------ expressions
     def ifexp(self, children: list) -> A.IfExp:
@@ -200,11 +230,15 @@ class _Builder(Transformer):
 
     def int_lit(self, children: list) -> A.Num:
         (tok,) = children
-        return A.Num(int(tok), self._loc(tok))
+        return A.Num(self._int(tok), self._loc(tok))
 
     def float_lit(self, children: list) -> A.Num:
         (tok,) = children
-        return A.Num(float(tok), self._loc(tok))
+        value = float(tok)
+        if value in (float("inf"), float("-inf")):
+            raise DiagnosticError(Diagnostic("E151", "number literal is out of range", self._loc(tok),
+                                             hint="numbers must be finite"))
+        return A.Num(value, self._loc(tok))
 
     def string(self, children: list) -> A.Str:
         (tok,) = children

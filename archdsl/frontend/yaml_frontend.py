@@ -49,7 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
-from .text import parse_text
+from .text import MAX_INT_DIGITS, RESERVED_NAMES, parse_text
 
 #: Most YAML nodes a document may expand to (aliases count each time they are used).
 MAX_YAML_NODES = 1_000_000
@@ -87,6 +87,9 @@ class _Walker:
             raise self.fail(node, f"expected a single value, found a {_kind(node)}")
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "archdsl YAML uses plain values only")
+        if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_DIGITS:
+            raise self.fail(node, f"integer too large ({len(node.value)} digits)",
+                            f"literals are limited to {MAX_INT_DIGITS} digits", code="E151")
         try:
             return self.scalars.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
@@ -190,6 +193,9 @@ class _Walker:
             return A.InputDecl(tuple(self.expr(n) for n in self.sequence(node)), loc)
         text = self.string(node, "input")
         if _SHAPE.match(text):
+            if any(len(p.strip()) > MAX_INT_DIGITS for p in text.split("x")):
+                raise self.fail(node, "input size too large", f"literals are limited to {MAX_INT_DIGITS} digits",
+                                code="E151")
             return A.InputDecl(tuple(A.Num(int(p), loc) for p in text.strip().split("x")), loc)
         value = self.fragment(node, "expr_start")
         if not isinstance(value, A.ListExpr):
@@ -257,6 +263,7 @@ class _Walker:
                 raise self.fail(node, "a chain needs at least one element")
             return A.Chain(els, self.loc(node))
         if head not in KEYWORDS and len(entries) == 1 and isinstance(entries[0][2], ScalarNode):
+            _check_name(self, entries[0][1], head)
             chain = self.fragment(entries[0][2], "chain_start")
             first = _relabel(chain.elements[0], head, self, entries[0][1])
             return A.Chain((first,) + chain.elements[1:], self.loc(node))
@@ -362,7 +369,7 @@ class _Walker:
 
 
 def _check_name(w: _Walker, node: Node, name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in KEYWORDS:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in KEYWORDS or name in RESERVED_NAMES:
         raise w.fail(node, f"{name!r} is not a valid name", "names are letters, digits and '_', not a keyword",
                      code="E001")
 

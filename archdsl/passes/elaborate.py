@@ -63,6 +63,7 @@ class Elaborator:
     blocks: dict[str, BlockDef]
     diags: DiagnosticBag
     call_stack: list[str] = field(default_factory=list)
+    used_blocks: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ helpers
     def eval(self, expr: A.Expr, env: Env) -> Value:
@@ -201,6 +202,7 @@ class Elaborator:
 
     def _expand(self, bdef: BlockDef, bound: dict[str, Value], scope: Scope, cur: int) -> int:
         self.call_stack.append(bdef.block.name)
+        self.used_blocks.add(bdef.block.name)
         try:
             return self.body(bdef.block.body, {**bdef.env, **bound}, scope, cur)
         finally:
