@@ -114,7 +114,7 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     graph.input_node = graph.add_node("input", {}, "@input", loc, "", [])
     last = elab.body(spec.body, genv, Scope(""), graph.input_node)
     _report_unused_blocks(spec, elab.used_blocks, res.diags)
-    if last == graph.input_node:
+    if last == graph.input_node and not res.diags.has_errors:  # else the layers failed, already reported
         res.diags.error("E117", "the network has no layers", loc)
     out_loc = graph.node(last)["loc"]
     graph.outputs = {"main": graph.add_node("output", {"name": "main"}, "@output", out_loc, "", [last]),
@@ -133,8 +133,19 @@ def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag
                           hint="remove it or instantiate it")
 
 
+def _check_params(params: tuple[A.Param, ...], what: str, diags: DiagnosticBag) -> None:
+    seen: dict[str, A.Param] = {}
+    for p in params:
+        if p.name in seen:
+            diags.error("E113", f"{what} declares parameter '{p.name}' twice", p.loc,
+                        hint=f"first declared at {seen[p.name].loc}")
+        else:
+            seen[p.name] = p
+
+
 def _network_params(spec: A.SpecFile, overrides: dict[str, Value], diags: DiagnosticBag) -> dict[str, Value]:
     params = spec.network.params if spec.network else ()
+    _check_params(params, "network", diags)
     names = [p.name for p in params]
     for key in overrides:
         if key not in names:
@@ -226,6 +237,7 @@ def _collect_blocks(res: Analysis, spec: A.SpecFile, path: Path, env: dict[str, 
         except DiagnosticError as exc:
             res.diags.add(exc.diagnostic)
     for block in spec.blocks:
+        _check_params(block.params, f"block {block.name}", res.diags)
         if block.name in res.blocks:
             first = res.blocks[block.name].block.loc
             if first == block.loc:

@@ -41,11 +41,21 @@ class Row:
 
 
 def _depth_key(path: str, depth: int | None) -> str:
-    scope, _, _ = path.partition("@")
+    scope, internal, _ = path.partition("@")
     parts = [p for p in scope.split(".") if p]
-    if depth is None or len(parts) <= depth:
+    if depth is None:
         return path
-    return ".".join(parts[:depth])
+    # A module ``a.b`` is a leaf of scope ``a``; an internal node ``a@concat`` belongs inside ``a``.
+    if len(parts) > depth or (internal and parts and len(parts) >= depth):
+        return ".".join(parts[:depth])
+    return path
+
+
+def _scope_op(graph: Graph, key: str) -> str:
+    info = graph.scopes.get(key)
+    if info is None:
+        return "group"
+    return info.block or info.kind
 
 
 def rows(graph: Graph, depth: int | None = None) -> list[Row]:
@@ -61,14 +71,12 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
                   d["rf"], d["loc"].line)
         if key in groups and key != d["path"]:
             prev = out[groups[key]]
-            block = graph.scopes.get(key)
-            out[groups[key]] = Row(key, block.block if block and block.block else "group", d["shape"],
+            out[groups[key]] = Row(key, _scope_op(graph, key), d["shape"],
                                    prev.params + row.params, prev.macs + row.macs,
                                    prev.activations + row.activations, d["rf"], prev.line)
         elif key != d["path"]:
-            block = graph.scopes.get(key)
             groups[key] = len(out)
-            out.append(Row(key, block.block if block and block.block else "group", d["shape"], row.params,
+            out.append(Row(key, _scope_op(graph, key), d["shape"], row.params,
                            row.macs, row.activations, d["rf"], row.line))
         else:
             out.append(row)

@@ -299,10 +299,19 @@ class Elaborator:
         self.graph.scopes[path] = ScopeInfo(path, "group", None, {}, el.loc)
         return self.body(el.body, ienv, Scope(path), cur)
 
+    def _outer(self, el: A.Repeat | A.Dense, scope: Scope, kind: str, name: str | None) -> Scope | None:
+        """Where iterations are named: a labelled repeat's own scope; an unlabelled one given ``prefix`` or
+        ``start`` names them in the enclosing scope; otherwise (None) its layers splice into the sequence."""
+        if el.label or name:
+            return self.enter(scope, el.label, kind, el.loc, name)
+        if any(a.name in ("prefix", "start") for a in el.args):
+            return scope
+        return None
+
     def repeat(self, el: A.Repeat, env: Env, scope: Scope, cur: int, name: str | None) -> int:
         """``n`` copies in sequence; a labelled repeat names iterations ``prefix + index``."""
         n, prefix, start = self._iterations(el, env, "repeat")
-        outer = self.enter(scope, el.label, "repeat", el.loc, name) if (el.label or name) else None
+        outer = self._outer(el, scope, "repeat", name)
         for i in range(n):
             cur = self._iteration(el, env, scope, outer, i, f"{prefix}{i + start}", cur)
         return cur
@@ -310,7 +319,7 @@ class Elaborator:
     def dense(self, el: A.Dense, env: Env, scope: Scope, cur: int, name: str | None) -> int:
         """DenseNet block: layer i sees concat(input, outputs of layers < i); returns concat of all."""
         n, prefix, start = self._iterations(el, env, "dense")
-        outer = self.enter(scope, el.label, "dense", el.loc, name) if (el.label or name) else None
+        outer = self._outer(el, scope, "dense", name)
         owner = outer or scope
         feats = [cur]
         for i in range(n):

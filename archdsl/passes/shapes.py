@@ -32,7 +32,10 @@ def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
 
 
 def _shown_path(path: str) -> str:
-    return path.replace("@", ".<") + (">" if "@" in path else "")
+    if "@" not in path:
+        return path
+    scope, _, kind = path.partition("@")
+    return f"{scope}.<{kind}>" if scope else f"<{kind}>"
 
 
 def infer_costs(graph: Graph) -> None:

@@ -16,6 +16,8 @@ def validate_graph(graph: Graph, diags: DiagnosticBag) -> None:
         chain = " -> ".join(graph.node(u)["path"] for u, _ in cycle) + f" -> {first['path']}"
         diags.add(Diagnostic("E120", f"cycle in the network graph: {chain}", first["loc"], path=first["path"]))
         return
+    if diags.has_errors:
+        return  # nodes orphaned by a construct that failed: a consequence of an error already reported
     live: set[int] = set()
     for out in graph.outputs.values():
         live |= nx.ancestors(graph.g, out) | {out}
