@@ -127,10 +127,39 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
 
 def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag) -> None:
     # Only the spec's own blocks: an imported library is expected to hold more than one net uses.
+    # "Used" means called somewhere in the spec, also in a branch not taken with these parameters
+    # (googlenet -p aux_logits=false still uses InceptionAux) or in a call that failed.
+    used = used | _called_names(spec)
     for block in spec.blocks:
         if block.name not in used:
             diags.warning("W122", f"block '{block.name}' is defined but never used", block.loc,
                           hint="remove it or instantiate it")
+
+
+def _called_names(spec: A.SpecFile) -> set[str]:
+    """Names of every op or block called anywhere in the spec's body and blocks (AST walk, no recursion)."""
+    names: set[str] = set()
+    stack: list[object] = list(spec.body)
+    for block in spec.blocks:
+        stack.extend(block.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Call):
+            names.add(node.name)
+        elif isinstance(node, A.Chain):
+            stack.extend(node.elements)
+        elif isinstance(node, A.If):
+            stack.extend(node.then)
+            stack.extend(node.orelse or ())
+        elif isinstance(node, A.Aux):
+            stack.append(node.element)
+        elif isinstance(node, A.Residual):
+            stack.extend(node.body)
+            if node.shortcut is not None:
+                stack.extend(node.shortcut.body)
+        elif isinstance(node, (A.Group, A.Concat, A.Repeat, A.Dense)):
+            stack.extend(node.body)
+    return names
 
 
 def _check_params(params: tuple[A.Param, ...], what: str, diags: DiagnosticBag) -> None:
