@@ -15,7 +15,9 @@ from typing import Iterable, Iterator, Sequence
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
-_SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
+#: Severity of follow-on errors (a use of a value whose definition already failed): never shown.
+SUPPRESSED = "suppressed"
+_SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2, SUPPRESSED: 3}
 
 
 @dataclass(frozen=True, order=True)
@@ -44,6 +46,7 @@ class Diagnostic:
     path: str = ""
     hint: str = ""
     evidence: dict = field(default_factory=dict, compare=False, hash=False)
+    notes: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -68,6 +71,8 @@ class Diagnostic:
         }
         if self.evidence:
             out["evidence"] = self.evidence
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
@@ -87,7 +92,9 @@ class DiagnosticBag:
         self._seen: set[tuple] = set()
 
     def add(self, diag: Diagnostic) -> None:
-        """Record a diagnostic unless an identical one is already recorded."""
+        """Record a diagnostic unless an identical one is already recorded or it is a follow-on."""
+        if diag.severity == SUPPRESSED:
+            return
         key = (diag.code, diag.message, diag.loc, diag.path)
         if key not in self._seen:
             self._seen.add(key)
@@ -169,6 +176,8 @@ def format_text(diag: Diagnostic, sources: SourceCache | None = None) -> str:
         lines.append(f"    = in: {diag.path}")
     if diag.hint:
         lines.append(f"    = hint: {diag.hint}")
+    for note in diag.notes:
+        lines.append(f"    = note: {note}")
     return "\n".join(lines)
 
 

@@ -9,12 +9,22 @@ import math
 from typing import Callable, Mapping, Union
 
 from . import ast as A
-from .diagnostics import Diagnostic, DiagnosticError, Loc, did_you_mean
+from .diagnostics import SUPPRESSED, Diagnostic, DiagnosticError, Loc, did_you_mean
 
 Value = Union[int, float, bool, str, None, tuple]
 
 #: Largest magnitude an integer expression may reach; keeps ``10**10**10`` from hanging a run.
 MAX_INT = 10**18
+
+
+class Poison:
+    """The value of a definition that failed; using it fails silently (the cause is reported once)."""
+
+    def __repr__(self) -> str:
+        return "<failed definition>"
+
+
+POISON = Poison()
 
 
 def _err(code: str, message: str, loc: Loc, hint: str = "") -> DiagnosticError:
@@ -29,6 +39,14 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     if new < 0.9 * value:
         new += divisor
     return new
+
+
+class SpecError(ValueError):
+    """Raised by the spec-level ``error("message")`` function."""
+
+
+def _error(message: Value = "invalid parameters") -> Value:
+    raise SpecError(message if isinstance(message, str) else show(message))
 
 
 def _range(*args: int) -> tuple:
@@ -85,6 +103,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "sum": _sum,
     "range": _range,
     "make_divisible": make_divisible,
+    "error": _error,
 }
 
 
@@ -217,7 +236,10 @@ def _eval(e: A.Expr, env: Mapping[str, Value]) -> Value:
     if isinstance(e, A.Name):
         if e.id not in env:
             raise _err("E105", f"undefined name '{e.id}'", e.loc, did_you_mean(e.id, env.keys()))
-        return env[e.id]
+        value = env[e.id]
+        if value is POISON:
+            raise DiagnosticError(Diagnostic("E105", f"'{e.id}' failed to evaluate", e.loc, SUPPRESSED))
+        return value
     if isinstance(e, A.ListExpr):
         return tuple(evaluate(x, env) for x in e.items)
     if isinstance(e, A.BinOp):
@@ -262,6 +284,8 @@ def _eval_call(e: A.FuncCall, env: Mapping[str, Value]) -> Value:
     args = [evaluate(a, env) for a in e.args]
     try:
         return fn(*args)
+    except SpecError as exc:
+        raise _err("E160", str(exc), e.loc) from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise _err("E108", f"{e.func}(): {exc}", e.loc) from None
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 
 from . import ast as A
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, did_you_mean
-from .expr import Value, evaluate, show
+from .expr import POISON, Value, evaluate, show
 from .frontend.loader import load_spec_file
 from .ir import Graph
 from .passes.elaborate import BlockDef, Elaborator, Scope
@@ -201,6 +201,7 @@ def _globals(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> d
             env[let.name] = evaluate(let.value, env)
         except DiagnosticError as exc:
             diags.add(exc.diagnostic)
+            env[let.name] = POISON
     return env
 
 

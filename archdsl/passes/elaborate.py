@@ -7,12 +7,13 @@ are collected as diagnostics; a construct that fails is skipped and elaboration 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, did_you_mean
-from ..expr import Value, evaluate, show, type_name
+from ..expr import POISON, Value, evaluate, show, type_name
 from ..ir import Graph, ScopeInfo
 from ..ops import PUBLIC_OPS, ArgError, OpSpec, normalize
 
@@ -64,6 +65,7 @@ class Elaborator:
     diags: DiagnosticBag
     call_stack: list[str] = field(default_factory=list)
     used_blocks: set[str] = field(default_factory=set)
+    call_sites: list[tuple[str, Loc]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ helpers
     def eval(self, expr: A.Expr, env: Env) -> Value:
@@ -90,8 +92,17 @@ class Elaborator:
             try:
                 cur = self.stmt(stmt, env, scope, cur)
             except DiagnosticError as exc:
-                self.diags.add(exc.diagnostic)
+                self.diags.add(self._with_call_sites(exc.diagnostic))
+                if isinstance(stmt, A.Let):
+                    env[stmt.name] = POISON
         return cur
+
+    def _with_call_sites(self, diag: Diagnostic) -> Diagnostic:
+        # Inside a block the location is the block's line; name the instantiations that led there.
+        if not self.call_sites or diag.notes:
+            return diag
+        notes = tuple(f"in {name}(...) instantiated at {loc}" for name, loc in reversed(self.call_sites))
+        return dataclasses.replace(diag, notes=notes)
 
     def stmt(self, stmt: A.Stmt, env: dict, scope: Scope, cur: int) -> int:
         """Elaborate one statement of a sequential body."""
@@ -192,21 +203,23 @@ class Elaborator:
             if el.label is not None or name is not None:
                 raise self._fail("E119", "an inline block call cannot be named", el.loc,
                                  hint="drop the label, or drop 'inline' to give the block its own scope")
-            return self._expand(bdef, bound, scope, cur)
+            return self._expand(bdef, bound, scope, cur, el.loc)
         path = name if name is not None else scope.child(el.label)
         if path in self.graph.paths or path in self.graph.scopes:
             raise self._fail("E107", f"duplicate name '{path.rsplit('.', 1)[-1]}' (module path '{path}')",
                              el.loc, path)
         self.graph.scopes[path] = ScopeInfo(path, "block", block.name, dict(bound), el.loc)
-        return self._expand(bdef, bound, Scope(path), cur)
+        return self._expand(bdef, bound, Scope(path), cur, el.loc)
 
-    def _expand(self, bdef: BlockDef, bound: dict[str, Value], scope: Scope, cur: int) -> int:
+    def _expand(self, bdef: BlockDef, bound: dict[str, Value], scope: Scope, cur: int, site: Loc) -> int:
         self.call_stack.append(bdef.block.name)
+        self.call_sites.append((bdef.block.name, site))
         self.used_blocks.add(bdef.block.name)
         try:
             return self.body(bdef.block.body, {**bdef.env, **bound}, scope, cur)
         finally:
             self.call_stack.pop()
+            self.call_sites.pop()
 
     # ------------------------------------------------------------------ combinators
     def branches(self, stmts: Sequence[A.Stmt], env: dict) -> Iterable[tuple[A.Chain, dict]]:
@@ -231,7 +244,7 @@ class Elaborator:
             try:
                 outs.append(self.stmt(chain, benv, scope, cur))
             except DiagnosticError as exc:
-                self.diags.add(exc.diagnostic)
+                self.diags.add(self._with_call_sites(exc.diagnostic))
         if not outs:
             raise self._fail("E117", "concat has no branches", el.loc, scope.path)
         return self.graph.add_node("concat", {"dense": False}, scope.internal("concat", self.graph), el.loc,
