@@ -55,7 +55,7 @@ class Name:
 class ListExpr:
     """``[a, b, ...]``."""
 
-    items: tuple["Expr", ...]
+    items: tuple[Expr, ...]
     loc: Loc = _loc()
 
 
@@ -64,8 +64,8 @@ class BinOp:
     """Arithmetic, comparison or boolean binary operation; ``op`` is the operator's spelling."""
 
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     loc: Loc = _loc()
 
 
@@ -74,7 +74,7 @@ class UnaryOp:
     """``-x``, ``+x`` or ``not x``."""
 
     op: str
-    operand: "Expr"
+    operand: Expr
     loc: Loc = _loc()
 
 
@@ -82,9 +82,9 @@ class UnaryOp:
 class IfExp:
     """``if cond then a else b``."""
 
-    cond: "Expr"
-    then: "Expr"
-    orelse: "Expr"
+    cond: Expr
+    then: Expr
+    orelse: Expr
     loc: Loc = _loc()
 
 
@@ -93,7 +93,7 @@ class FuncCall:
     """A call of a whitelisted function such as ``min`` or ``make_divisible``."""
 
     func: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     loc: Loc = _loc()
 
 
@@ -101,8 +101,8 @@ class FuncCall:
 class Index:
     """``xs[i]``."""
 
-    obj: "Expr"
-    index: "Expr"
+    obj: Expr
+    index: Expr
     loc: Loc = _loc()
 
 
@@ -159,7 +159,7 @@ class Call:
 class Group:
     """``label: { body }``: a nested sequence, a scope of its own."""
 
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     label: str | None = None
     loc: Loc = _loc()
 
@@ -168,7 +168,7 @@ class Group:
 class Concat:
     """``concat { branch ... }``: each chain of the body is a parallel branch."""
 
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     label: str | None = None
     loc: Loc = _loc()
 
@@ -179,7 +179,7 @@ class Shortcut:
 
     name: str | None
     cond: Expr | None
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     loc: Loc = _loc()
 
 
@@ -188,7 +188,7 @@ class Residual:
     """``residual(scale=, post=) { body } shortcut name if cond { body }``."""
 
     args: tuple[Arg, ...]
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     shortcut: Shortcut | None
     label: str | None = None
     loc: Loc = _loc()
@@ -200,7 +200,7 @@ class Repeat:
 
     args: tuple[Arg, ...]
     var: str | None
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     label: str | None = None
     loc: Loc = _loc()
 
@@ -211,7 +211,7 @@ class Dense:
 
     args: tuple[Arg, ...]
     var: str | None
-    body: tuple["Stmt", ...]
+    body: tuple[Stmt, ...]
     label: str | None = None
     loc: Loc = _loc()
 
@@ -232,8 +232,8 @@ class If:
     """``if cond { body } else { body }`` statement."""
 
     cond: Expr
-    then: tuple["Stmt", ...]
-    orelse: tuple["Stmt", ...] | None
+    then: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...] | None
     loc: Loc = _loc()
 
 

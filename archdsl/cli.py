@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, format_json, format_text
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
@@ -41,12 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="+", metavar="SPEC")
     _add_common(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--select", action="append", metavar="CODES",
+                   help="run only these design rules (comma-separated codes or prefixes, e.g. R3,R401)")
+    p.add_argument("--ignore", action="append", metavar="CODES", help="skip these design rules")
+    p.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("summary", help="per-layer table of shapes, params and MACs")
     p.add_argument("spec", metavar="SPEC")
     _add_common(p)
-    p.add_argument("--depth", type=int, default=None, help="collapse scopes deeper than N")
+    p.add_argument("--depth", type=_positive_int, default=None, metavar="N", help="collapse scopes deeper than N")
     p.add_argument("--format", choices=("text", "json", "md", "csv"), default="text")
     p.set_defaults(func=cmd_summary)
 
@@ -84,11 +94,18 @@ def _analyze(path: str, args: argparse.Namespace):
         res = Analysis(path)
         res.diags.add(exc.diagnostic)
         return res
-    return analyze(path, overrides, args.input, tuple(args.search_path))
+    return analyze(path, overrides, args.input, tuple(args.search_path), rules=getattr(args, "rules", None))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``archdsl check``: exit 0 when clean, 1 on errors."""
+    """``archdsl check``: exit 0 when clean, 1 on errors (or, with ``--strict``, warnings)."""
+    from .rules import RuleUsageError, request_from_cli
+
+    try:
+        args.rules = request_from_cli(args.select, args.ignore)
+    except RuleUsageError as exc:
+        print(f"archdsl check: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     all_diags: list[Diagnostic] = []
     sources = SourceCache()
     failed = False
@@ -97,7 +114,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sources._lines.update(res.sources._lines)
         diags = res.diags.sorted()
         all_diags.extend(diags)
-        failed |= res.diags.has_errors
+        failed |= res.diags.has_errors or (args.strict and any(d.severity == "warning" for d in diags))
     if args.format == "json":
         print(format_json(all_diags))
     else:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 ERROR = "error"
 WARNING = "warning"

@@ -6,7 +6,8 @@ Values are ``int``, ``float``, ``bool``, ``str``, ``None`` and tuples of values 
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Union
+from collections.abc import Callable, Mapping
+from typing import Union
 
 from . import ast as A
 from .diagnostics import SUPPRESSED, Diagnostic, DiagnosticError, Loc, did_you_mean

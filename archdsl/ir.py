@@ -8,8 +8,9 @@ nodes use ``scope@kind`` paths that can never collide with a module), ``loc`` an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 

@@ -8,8 +8,8 @@ an op means adding one entry here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from .expr import Value, show, type_name
 
@@ -173,14 +173,15 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int, axis: str, op: str) -> 
 
 def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, op: str) -> int:
     eff = d * (k - 1) + 1
-    if size + 2 * p < eff:
-        raise ShapeError("E204", f"{op} kernel {eff} is larger than the padded input {axis} "
-                         f"{size}+2*{p} = {size + 2 * p}", "use a smaller kernel or more padding")
-    num = size + 2 * p - eff
+    num = size + 2 * p - eff  # negative when the window is larger than the padded input
     out = (-(-num // s) if ceil else num // s) + 1
     # PyTorch drops a last window that would start entirely in the right padding.
     if ceil and (out - 1) * s >= size + p:
         out -= 1
+    # With ceil_mode a window larger than the padded input still gives one output (as in PyTorch).
+    if out <= 0 and size + 2 * p < eff:
+        raise ShapeError("E204", f"{op} kernel {eff} is larger than the padded input {axis} "
+                         f"{size}+2*{p} = {size + 2 * p}", "use a smaller kernel or more padding")
     if out <= 0:
         raise ShapeError("E203", f"{op} output {axis} would be {out}")
     return out
@@ -284,8 +285,7 @@ def _pool_stride(a: Mapping) -> tuple[int, int]:
 
 def _maxpool_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
     c, h, w = _spatial(ins, "maxpool")
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(a["kernel"], a["dilation"]))
-    _check_pool_padding(a, eff, "maxpool")
+    _check_pool_padding(a, a["kernel"], "maxpool")  # PyTorch compares with the undilated kernel
     s = _pool_stride(a)
     return (c,) + tuple(
         _pool_out(n, k, st, p, d, a["ceil_mode"], ax, "maxpool")

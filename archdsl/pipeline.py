@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from . import ast as A
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, did_you_mean
@@ -19,6 +20,7 @@ from .expr import POISON, Value, evaluate, show
 from .frontend.loader import load_spec_file
 from .ir import Graph
 from .passes.elaborate import BlockDef, Elaborator, Scope
+from .passes.settings import validate_settings
 from .passes.shapes import infer_costs, infer_shapes
 from .passes.validate import validate_graph
 
@@ -59,10 +61,21 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Value]:
 
 
 def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = None,
-            input_shape: tuple[int, int, int] | None = None, search_paths: tuple[str, ...] = ()) -> Analysis:
-    """Run the whole front half of archdsl on one spec file."""
+            input_shape: tuple[int, int, int] | None = None, search_paths: tuple[str, ...] = (),
+            rules: Any = None) -> Analysis:
+    """Run the whole front half of archdsl on one spec file.
+
+    ``rules``: None/False skips the design rules; True or an ``archdsl.rules.RuleRequest`` (what
+    ``check --select/--ignore`` asked) runs them after the shape and cost passes when the spec has
+    no errors.
+    """
     with _gc_paused():
-        return _analyze(path, overrides, input_shape, search_paths)
+        res = _analyze(path, overrides, input_shape, search_paths)
+        if rules is not None and rules is not False:
+            from .rules import run_rules
+
+            run_rules(res, rules)
+        return res
 
 
 @contextlib.contextmanager
@@ -112,14 +125,17 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     elab = Elaborator(graph, res.blocks, res.diags)
     loc = spec.network.loc if spec.network else Loc(res.file, 1, 1)
     graph.input_node = graph.add_node("input", {}, "@input", loc, "", [])
+    reported = len(res.diags)
     last = elab.body(spec.body, genv, Scope(""), graph.input_node)
+    layers_failed = len(res.diags) > reported  # then the failure is the news, not the empty network
     _report_unused_blocks(spec, elab.used_blocks, res.diags)
-    if last == graph.input_node and not res.diags.has_errors:  # else the layers failed, already reported
+    if last == graph.input_node and not layers_failed:
         res.diags.error("E117", "the network has no layers", loc)
     out_loc = graph.node(last)["loc"]
     graph.outputs = {"main": graph.add_node("output", {"name": "main"}, "@output", out_loc, "", [last]),
                      **graph.outputs}
     validate_graph(graph, res.diags)
+    validate_settings(graph, res.diags)
     if shape is not None:
         infer_shapes(graph, res.diags)
         infer_costs(graph)
@@ -196,7 +212,15 @@ def _network_params(spec: A.SpecFile, overrides: dict[str, Value], diags: Diagno
 
 def _globals(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> dict[str, Value]:
     env = dict(env)
+    first: dict[str, A.Let] = {}
     for let in spec.lets:
+        if let.name in first:
+            # Top-level lets are global: every layer sees the final value wherever it appears, so a
+            # second definition would silently change layers written before it.
+            diags.error("E113", f"global '{let.name}' is defined twice", let.loc,
+                        hint=f"first defined at {first[let.name].loc}; rename one, or use a let inside a group")
+            continue
+        first[let.name] = let
         try:
             env[let.name] = evaluate(let.value, env)
         except DiagnosticError as exc:

@@ -7,7 +7,7 @@ Expressions are printed with the fewest parentheses the grammar's precedence nee
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import ast as A
 

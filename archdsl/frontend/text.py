@@ -292,7 +292,7 @@ def _unquote(tok: Token, file: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> tuple[Lark, "_Builder"]:
+def _parser() -> tuple[Lark, _Builder]:
     builder = _Builder("<string>")
     parser = Lark(
         grammar_path().read_text(encoding="utf-8"),
@@ -331,13 +331,26 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         found = "end of input" if tok.type == "$END" else repr(str(tok))
-        expected = sorted({_describe(t) for t in exc.expected if not t.startswith("_")})
+        expected = sorted({_describe(t) for t in _acceptable(exc) if not t.startswith("_")})
         hint = ""
         if expected:
             shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
             hint = f"expected {shown}"
         return Diagnostic("E001", f"syntax error: unexpected {found}", loc, hint=hint)
     return Diagnostic("E001", "syntax error: unexpected end of input", loc)
+
+
+def _acceptable(exc: UnexpectedToken) -> set[str]:
+    """Terminals the parser would really accept here.
+
+    ``exc.expected`` is the LALR state's lookahead set, which the several start rules pollute (every
+    expression state "expects" end of input because ``expr_start`` may end there); asking the
+    interactive parser (callbacks off) gives the exact set."""
+    try:
+        accepted = exc.interactive_parser.accepts()
+    except Exception:  # noqa: BLE001 - only a better hint is at stake; fall back to the state's set
+        return set(exc.expected)
+    return accepted or set(exc.expected)
 
 
 def _end_position(text: str) -> tuple[int, int]:

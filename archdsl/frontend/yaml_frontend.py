@@ -41,7 +41,7 @@ objects), unknown tags are refused, duplicate keys are errors, and alias expansi
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -132,6 +132,8 @@ class _Walker:
         """Parse a scalar's text with the text grammar's ``start`` rule, keeping positions."""
         src = text if text is not None else self.string(node, "this value")
         quoted = 1 if node.style in ("'", '"') else 0
+        if text is None:
+            src = _located_source(node, src)
         return parse_text(src, self.file, start=start, line_offset=node.start_mark.line,
                           col_offset=node.start_mark.column + quoted)
 
@@ -366,6 +368,24 @@ class _Walker:
         body = self.body(d["body"]) if "body" in d else ()
         cls = A.Repeat if kw == "repeat" else A.Dense
         return cls(args, var, body, None, self.loc(node))
+
+
+def _located_source(node: Node, value: str) -> str:
+    """The text to parse for a scalar so that positions map back to the YAML source.
+
+    A plain or block (``|``, ``>``) scalar spanning several lines is folded by YAML; whitespace means
+    nothing to the text grammar, so its raw source slice parses the same while keeping every token
+    on its real line and column (a block scalar's header line is blanked).  Quoted multi-line
+    scalars may hold escapes, so their folded value is parsed instead."""
+    start, end = node.start_mark, node.end_mark
+    buffer = getattr(start, "buffer", None)
+    if end.line == start.line or node.style not in (None, "|", ">") or not isinstance(buffer, str):
+        return value
+    raw = buffer[start.index:end.index].rstrip("\0")
+    if node.style in ("|", ">"):
+        newline = raw.find("\n")
+        raw = " " * newline + raw[newline:] if newline >= 0 else ""
+    return raw
 
 
 def _check_name(w: _Walker, node: Node, name: str) -> None:

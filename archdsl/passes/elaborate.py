@@ -8,8 +8,9 @@ are collected as diagnostics; a construct that fails is skipped and elaboration 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, did_you_mean

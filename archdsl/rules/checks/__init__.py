@@ -1,0 +1,3 @@
+"""The rule implementations; importing this package registers every rule."""
+
+from . import cost, factorize, report, representation, topology, training  # noqa: F401

@@ -1,0 +1,72 @@
+"""R6xx: informational findings (dropout next to BN; the width/depth balance report)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ...diagnostics import INFO, Diagnostic
+from ..graphctx import Ctx, count, macs
+from ..registry import rule
+
+
+@rule("R601", "dropout-with-batchnorm", INFO,
+      "dropout in a network whose features are batch-normalized",
+      "BN regularizes: the BN paper removed dropout from BN-Inception and found it unnecessary, so dropout next "
+      "to BN can often be reduced or removed.", "bn")
+def dropout_with_bn(ctx: Ctx) -> Iterator[Diagnostic]:
+    drops = ctx.nodes_with("dropout", "dropout2d")
+    if not drops or not ctx.nodes_with("batchnorm"):
+        return
+    bns: dict[int, int] = {}
+    for n in ctx.order:
+        below = sum(bns[p] for p in ctx.preds[n]) if len(ctx.preds[n]) == 1 else max(
+            (bns[p] for p in ctx.preds[n]), default=0)
+        bns[n] = below + (1 if ctx.op(n) == "batchnorm" else 0)
+    for n in drops:
+        count_bn = bns[ctx.preds[n][0]] if ctx.preds[n] else 0
+        p = ctx.node(n)["args"]["p"]
+        if not count_bn or not p:
+            continue
+        yield ctx.diag("R601", INFO, n,
+                       f"{ctx.op(n)}(p = {p:g}) after {count_bn} batchnorm layers: BN already regularizes, and the "
+                       f"BN paper found dropout unnecessary next to it",
+                       "try a lower p or no dropout when training with BN", {"p": p, "batchnorm_upstream": count_bn})
+
+
+@rule("R602", "width-depth-balance", INFO,
+      "a report of depth (weight layers on the longest path), widths and where the MACs go, per grid size",
+      "Principle 4: balance width and depth; improvements come from increasing both together within the compute "
+      "budget. The report shows how this network spends its budget.", "rethinking")
+def balance(ctx: Ctx) -> Iterator[Diagnostic]:
+    stages: dict[tuple, list[int]] = {}
+    total = 0
+    ev = ctx.eval_nodes
+    for n in ctx.nodes_with("conv2d", "linear"):
+        s = ctx.shape(n)
+        if n not in ev or s is None:
+            continue
+        key = (s[1], s[2]) if len(s) == 3 else ("fc",)
+        st = stages.setdefault(key, [0, 0, 0])
+        st[0] += 1
+        st[1] = max(st[1], s[0])
+        m = ctx.node(n)["costs"].macs
+        st[2] += m
+        total += m
+    out = ctx.graph.outputs.get("main")
+    if out is None or not stages:
+        return
+    d = ctx.depths()["longest"].get(out, 0)
+    widths = [st[1] for k, st in stages.items() if k != ("fc",)] or [0]
+    parts = []
+    for key in sorted(stages, key=lambda k: (-k[0] if k != ("fc",) else 0,)):
+        st = stages[key]
+        name = "fc" if key == ("fc",) else f"{key[0]}x{key[1]}"
+        share = st[2] / total * 100 if total else 0
+        parts.append(f"{name}: {st[0]} layer{'s' if st[0] != 1 else ''}, up to {count(st[1])} ch, {share:.1f}% MACs")
+    params = ctx.graph.total_params()
+    msg = (f"width/depth: {d} weight layers on the longest path, widths {count(min(widths))} to "
+           f"{count(max(widths))} channels, {count(params)} params, {macs(total)} MACs")
+    yield ctx.diag("R602", INFO, None, msg, "per grid: " + "; ".join(parts),
+                   {"depth": d, "params": params, "macs": total,
+                    "stages": [{"grid": "fc" if k == ("fc",) else f"{k[0]}x{k[1]}", "layers": v[0], "max_width": v[1],
+                                "macs": v[2]} for k, v in stages.items()]})

@@ -1,0 +1,97 @@
+"""Subcommands ``archdsl rules`` (the rule catalogue) and ``archdsl transform`` (factorizations).
+
+Imported by :func:`archdsl.cli.main` when present; registering is all that happens at import time,
+and nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from .. import cli as _cli
+
+
+def _register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rules", help="list the design rules with their rationale and source paper")
+    p.add_argument("codes", nargs="*", metavar="CODE", help="only these rules (codes or prefixes)")
+    p.add_argument("--format", choices=("text", "json", "md"), default="text")
+    p.set_defaults(func=cmd_rules)
+
+    p = sub.add_parser("transform", help="rewrite a spec: factorize large or square convolutions")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--factorize", nargs="?", const="5x5,7x7,asym", metavar="KINDS",
+                   help="which factorizations: NxN (odd N >= 5: stacked 3x3), asym (n x n -> 1 x n + n x 1 on "
+                        "medium grids); default: 5x5,7x7,asym")
+    p.add_argument("--grid", metavar="LO..HI", help="medium grid range for asym (default: the rules' grid, 12..20)")
+    p.add_argument("-o", "--output", required=True, metavar="NEW", help="NEW.arch (or NEW.yaml)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a network parameter while analysing (the written spec keeps its defaults)")
+    p.add_argument("--search-path", action="append", default=[], metavar="DIR")
+    p.set_defaults(func=cmd_transform)
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    """``archdsl rules``: every rule with severity, rationale, source and options."""
+    from . import OPTIONS, all_rules, describe
+    from .config import unknown_codes
+
+    rules = all_rules()
+    codes = [c.upper() for c in args.codes]
+    bad = unknown_codes(codes, [r.code for r in rules])
+    if bad:
+        code, hint = bad[0]
+        print(f"archdsl rules: error: unknown rule code {code!r} ({hint})", file=sys.stderr)
+        return _cli.EXIT_USAGE
+    if codes:
+        rules = [r for r in rules if any(r.code.startswith(c) for c in codes)]
+    if args.format == "json":
+        print(json.dumps({"rules": [describe(r) for r in rules],
+                          "options": {k: {"default": o.default, "doc": o.doc} for k, o in OPTIONS.items()}},
+                         indent=2, default=list))
+        return _cli.EXIT_OK
+    if args.format == "md":
+        print("| Code | Name | Severity | Checks | Source |")
+        print("|---|---|---|---|---|")
+        for r in rules:
+            sev = r.severity + (f" ({r.severity_note})" if r.severity_note else "")
+            print(f"| {r.code} | {r.name} | {sev} | {r.summary} | {r.source} |")
+        return _cli.EXIT_OK
+    wrap = textwrap.TextWrapper(width=100, initial_indent="    ", subsequent_indent="    ")
+    for r in rules:
+        print(f"{r.code}  {r.severity:<7}  {r.name}")
+        print(wrap.fill(r.summary[0].upper() + r.summary[1:] + "."))
+        print(wrap.fill("Why: " + r.rationale))
+        print(wrap.fill("Source: " + r.source))
+        if r.severity_note:
+            print(wrap.fill("Severity: " + r.severity_note))
+        if r.options:
+            print(wrap.fill("Options: " + ", ".join(f"{o} = {_show(OPTIONS[o].default)}" for o in r.options)))
+        print()
+    print("Configure: check --select/--ignore CODES, --strict; rules(name = value, ...) in the spec;")
+    print("[tool.archdsl.rules] in pyproject.toml; suppress one line with  # archdsl: ignore[CODE]")
+    return _cli.EXIT_OK
+
+
+def _show(v: object) -> str:
+    if isinstance(v, tuple):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    return "all" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    """``archdsl transform``: rewrite the spec with the requested factorizations."""
+    from ..transforms.factorize import TransformError, parse_grid, parse_kinds, transform_file
+
+    try:
+        kinds = parse_kinds(args.factorize)
+        grid = parse_grid(args.grid) if args.grid else None
+    except TransformError as exc:
+        print(f"archdsl transform: error: {exc}", file=sys.stderr)
+        return _cli.EXIT_USAGE
+    return transform_file(args.spec, args.output, kinds, grid, args.param, tuple(args.search_path))
+
+
+_cli._EXTENSIONS.append(_register)
