@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 hatchling editables
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test,onnx]'
 # System packages: Graphviz's `dot` (render tests) and Debian's Chromium + ChromeDriver (the HTML
 # viewer's headless-browser test). Tests that need a missing one are skipped with a message saying so.
 need=()
