@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, limits
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, format_json, format_text
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -27,6 +27,24 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
 
 
+def _limit_pair(text: str) -> str:
+    """``--limit NAME=VALUE``: checked here so a bad one is a usage error naming the valid limits."""
+    try:
+        limits.parse_limit_pairs([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_LIMIT_HELP = (f"raise or lower a resource limit (repeatable; also ARCHDSL_LIMITS=NAME=VALUE,...): "
+               f"{', '.join(limits.names())}; see docs/robustness.md")
+
+
+def _add_limit_option(p: argparse.ArgumentParser, dest: str = "limit") -> None:
+    p.add_argument("--limit", dest=dest, action="append", default=[], type=_limit_pair, metavar="NAME=VALUE",
+                   help=_LIMIT_HELP)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a network parameter (repeatable)")
@@ -40,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="archdsl", description="Declarative CNN architectures: check, summarize, "
                                  "compile to PyTorch, render.")
     ap.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    # Before the subcommand too; its own dest, as a subcommand's default would overwrite it.
+    _add_limit_option(ap, dest="global_limit")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -67,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _EXTENSIONS:
         register(sub)
+    for parser in {id(p): p for p in sub.choices.values()}.values():
+        _add_limit_option(parser)  # every subcommand, the extensions' included
     return ap
 
 
@@ -163,33 +185,58 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _limits_for(args: argparse.Namespace) -> limits.Limits | None:
+    """``ARCHDSL_LIMITS``, then ``--limit`` before and after the subcommand (later ones win)."""
+    try:
+        from_env = limits.parse_limit_pairs(limits.environment_pairs())
+    except ValueError as exc:
+        print(f"archdsl: error: ARCHDSL_LIMITS: {exc}", file=sys.stderr)
+        return None
+    given = limits.parse_limit_pairs(args.global_limit + getattr(args, "limit", []))
+    return limits.make({**from_env, **given})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for the console script and ``python -m archdsl``."""
     _load_extensions()
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_force = _limits_for(args)
+    if in_force is None:
+        return EXIT_USAGE
+    # Scoped: a run's limits end with it (tests call main() many times in one process).
+    with limits.scoped(in_force), limits.recursion_headroom():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except RecursionError:
-        print("error[E152]: input nested too deeply to process", file=sys.stderr)
+    except RecursionError:  # a safety net: the front ends bound nesting, with a location, first
+        _print_diags([Diagnostic("E152", "input nested too deeply to process", Loc(_spec_of(args), 1, 1),
+                                 hint="simplify the spec, or lower --limit nesting=N")], SourceCache())
         return EXIT_ERRORS
     except MemoryError:
-        print("error[E150]: input too large to process in memory", file=sys.stderr)
+        _print_diags([Diagnostic("E150", "input too large to process in memory", Loc(_spec_of(args), 1, 1),
+                                 hint="lower the limits (--limit nodes=N, --limit repeat=N)")], SourceCache())
         return EXIT_ERRORS
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 
-def _load_extensions() -> None:
-    # Extension modules register subcommands; importing them must stay cheap (no torch).
-    import importlib.util
+def _spec_of(args: argparse.Namespace) -> str:
+    """The spec a command was working on, to locate a diagnostic that has no better place."""
+    specs = getattr(args, "specs", None) or [getattr(args, "spec", None) or "<command line>"]
+    return str(specs[0])
 
-    for mod in ("archdsl.backends.cli_compile", "archdsl.backends.cli_render", "archdsl.rules.cli"):
-        if importlib.util.find_spec(mod.rsplit(".", 1)[0]) and importlib.util.find_spec(mod):
-            __import__(mod)
+
+def _load_extensions() -> None:
+    # Importing these modules registers their subcommands; each must stay cheap (no torch).
+    from .backends import cli_compile, cli_render  # noqa: F401
+    from .rules import cli as rules_cli  # noqa: F401
 
 
 __all__ = ["main", "build_parser", "DiagnosticBag", "Path"]

@@ -79,9 +79,12 @@ class Diagnostic:
 class DiagnosticError(Exception):
     """Raised inside a pass to abandon one construct; the pass records it and carries on."""
 
-    def __init__(self, diagnostic: Diagnostic) -> None:
+    def __init__(self, diagnostic: Diagnostic, source_text: str | None = None) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        #: Text to show under the diagnostic when the file itself could not be decoded (a lossy
+        #: decoding of the bytes read), else None.
+        self.source_text = source_text
 
 
 class DiagnosticBag:
@@ -90,10 +93,13 @@ class DiagnosticBag:
     def __init__(self) -> None:
         self._items: list[Diagnostic] = []
         self._seen: set[tuple] = set()
+        #: How many follow-on diagnostics were dropped (a pass can tell that something failed).
+        self.suppressed = 0
 
     def add(self, diag: Diagnostic) -> None:
         """Record a diagnostic unless an identical one is already recorded or it is a follow-on."""
         if diag.severity == SUPPRESSED:
+            self.suppressed += 1
             return
         key = (diag.code, diag.message, diag.loc, diag.path)
         if key not in self._seen:
@@ -146,8 +152,13 @@ class SourceCache:
         self._lines: dict[str, list[str]] = {}
 
     def register(self, file: str, text: str) -> None:
-        """Remember the text of ``file``."""
-        self._lines[file] = text.splitlines()
+        """Remember the text of ``file`` (line breaks already normalized to ``\\n``)."""
+        # Only "\n" ends a line, as for the parsers: str.splitlines() would also split at form
+        # feeds, U+2028 and friends and show the wrong line under a diagnostic.
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        self._lines[file] = lines
 
     def line(self, file: str, lineno: int) -> str | None:
         """The 1-based line ``lineno`` of ``file`` if known."""
@@ -155,6 +166,30 @@ class SourceCache:
         if lines is None or not 1 <= lineno <= len(lines):
             return None
         return lines[lineno - 1]
+
+
+#: Longest source excerpt shown under a diagnostic; longer lines show a window around the column.
+_SHOWN = 200
+
+
+def _visible(text: str, same_width: bool = False) -> str:
+    """``text`` safe to print on a terminal: control, bidi-override and other non-printable
+    characters become escapes (``\\x1b``), or U+FFFD when columns must stay aligned for the caret.
+    Spec text is untrusted: an escape sequence in a comment must not reach the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch == "\t" or ch.isprintable() else "\ufffd" if same_width else ascii(ch)[1:-1]
+                   for ch in text)
+
+
+def _excerpt(src: str, col: int) -> tuple[str, int]:
+    """The part of a source line to show and the caret's column in it."""
+    if len(src) <= _SHOWN:
+        return src, col
+    start = max(0, min(col - 1 - _SHOWN // 2, len(src) - _SHOWN))
+    shown = src[start:start + _SHOWN]
+    prefix, suffix = ("... " if start else ""), (" ..." if start + _SHOWN < len(src) else "")
+    return prefix + shown + suffix, col - start + len(prefix)
 
 
 def _caret_line(source_line: str, col: int) -> str:
@@ -165,19 +200,19 @@ def _caret_line(source_line: str, col: int) -> str:
 
 def format_text(diag: Diagnostic, sources: SourceCache | None = None) -> str:
     """``file:line:col: severity[CODE]: message`` with the source line, a caret and the hint."""
-    head = f"{diag.loc}: {diag.severity}[{diag.code}]: {diag.message}"
+    head = _visible(f"{diag.loc}: {diag.severity}[{diag.code}]: {diag.message}")
     lines = [head]
     src = sources.line(diag.loc.file, diag.loc.line) if sources else None
     if src is not None:
-        shown = src if len(src) <= 200 else src[:200] + " ..."
+        shown, col = _excerpt(_visible(src, same_width=True), diag.loc.col)
         lines.append(f"    {shown}")
-        lines.append(f"    {_caret_line(shown, diag.loc.col)}")
+        lines.append(f"    {_caret_line(shown, col)}")
     if diag.path:
-        lines.append(f"    = in: {diag.path}")
+        lines.append(f"    = in: {_visible(diag.path)}")
     if diag.hint:
-        lines.append(f"    = hint: {diag.hint}")
+        lines.append(f"    = hint: {_visible(diag.hint)}")
     for note in diag.notes:
-        lines.append(f"    = note: {note}")
+        lines.append(f"    = note: {_visible(note)}")
     return "\n".join(lines)
 
 

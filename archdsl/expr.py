@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 from typing import Union
 
 from . import ast as A
+from . import limits
 from .diagnostics import SUPPRESSED, Diagnostic, DiagnosticError, Loc, did_you_mean
 
 Value = Union[int, float, bool, str, None, tuple]
 
-#: Largest magnitude an integer expression may reach; keeps ``10**10**10`` from hanging a run.
-MAX_INT = 10**18
+# Integers may reach 10**int_digits (limits.py); that also keeps ``10**10**10`` from hanging a run.
+# One limit serves literals and computed values: a literal beyond it could never be used anyway.
 
 
 class Poison:
@@ -144,10 +145,19 @@ def show(v: Value) -> str:
     return repr(v)
 
 
+def _limit_hint() -> str:
+    digits = limits.current().int_digits
+    return f"integers are limited to 10**{digits}; raise it with --limit int_digits=N"
+
+
+def _max_bits() -> float:
+    """Bits of the largest integer allowed, with a margin: a cheap pre-check before computing."""
+    return limits.current().int_digits * 3.33 + 2
+
+
 def _check_magnitude(v: Value, loc: Loc) -> Value:
-    if _is_int(v) and abs(v) > MAX_INT:
-        raise _err("E151", f"integer value too large ({len(str(abs(v)))} digits)", loc,
-                   f"values are limited to {MAX_INT:.0e}")
+    if _is_int(v) and abs(v) > limits.current().max_int:
+        raise _err("E151", f"integer value too large ({len(str(abs(v)))} digits)", loc, _limit_hint())
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         raise _err("E151", "expression is not a finite number", loc)
     return v
@@ -165,8 +175,8 @@ def _arith(op: str, a: Value, b: Value, loc: Loc) -> Value:
     if op in ("/", "//", "%") and b == 0:
         raise _err("E108", "division by zero", loc)
     if op == "**":
-        if _is_int(a) and _is_int(b) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 62:
-            raise _err("E151", "power too large", loc, f"values are limited to {MAX_INT:.0e}")
+        if _is_int(a) and _is_int(b) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > _max_bits():
+            raise _err("E151", "power too large", loc, _limit_hint())
         if isinstance(b, (int, float)) and abs(b) > 1e4:
             raise _err("E151", "exponent too large", loc)
         try:
@@ -177,9 +187,9 @@ def _arith(op: str, a: Value, b: Value, loc: Loc) -> Value:
             raise _err("E108", "power of a negative number gives a complex result", loc)
         return result
     if op in ("*",) and _is_int(a) and _is_int(b) and a and b and (
-        math.log2(abs(a)) + math.log2(abs(b)) > 62
+        math.log2(abs(a)) + math.log2(abs(b)) > _max_bits()
     ):
-        raise _err("E151", "product too large", loc, f"values are limited to {MAX_INT:.0e}")
+        raise _err("E151", "product too large", loc, _limit_hint())
     try:
         return _ARITH[op](a, b)
     except OverflowError:

@@ -53,6 +53,10 @@ class Graph:
                         shape=None, costs=Costs(), rf=None)
         for i, src in enumerate(inputs):
             self.g.add_edge(src, nid, index=i)
+        if len(set(inputs)) < len(inputs):
+            # A DiGraph keeps one edge per pair: x + x or cat([x, x]) would silently become x.
+            # validate_graph reports it (E117).
+            self.g.nodes[nid]["repeated_input"] = True
         self.paths.setdefault(path, nid)
         return nid
 

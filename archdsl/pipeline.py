@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from . import ast as A
+from . import limits
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, did_you_mean
 from .expr import POISON, Value, evaluate, show
 from .frontend.loader import load_spec_file
 from .ir import Graph
 from .passes.elaborate import BlockDef, Elaborator, Scope
 from .passes.settings import validate_settings
-from .passes.shapes import infer_costs, infer_shapes
+from .passes.shapes import infer_costs, infer_shapes, memory_problem, size_problem
 from .passes.validate import validate_graph
-
-MAX_IMPORT_DEPTH = 16
 
 
 @dataclass
@@ -37,6 +36,8 @@ class Analysis:
     diags: DiagnosticBag = field(default_factory=DiagnosticBag)
     sources: SourceCache = field(default_factory=SourceCache)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
+    #: Resolved paths of the imported files already read (each is read once per analysis).
+    imported: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +70,7 @@ def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = Non
     ``check --select/--ignore`` asked) runs them after the shape and cost passes when the spec has
     no errors.
     """
-    with _gc_paused():
+    with _gc_paused(), limits.recursion_headroom():
         res = _analyze(path, overrides, input_shape, search_paths)
         if rules is not None and rules is not False:
             from .rules import run_rules
@@ -104,7 +105,9 @@ def _analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None,
     except DiagnosticError as exc:
         res.diags.add(exc.diagnostic)
     except RecursionError:
-        res.diags.add(Diagnostic("E152", "spec nested too deeply to analyze", Loc(res.file, 1, 1)))
+        # A safety net: nesting is bounded (and located) by the front ends before this can happen.
+        res.diags.add(Diagnostic("E152", "spec nested too deeply to analyze", Loc(res.file, 1, 1),
+                                 hint="simplify the spec, or raise the limit with --limit nesting=N"))
     return res
 
 
@@ -115,8 +118,12 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     genv = _globals(spec, net_env, res.diags)
     _collect_blocks(res, spec, Path(res.file), genv, [str(Path(res.file).resolve())], search_paths)
     if spec.network is None and not spec.body:
+        if not (spec.blocks or spec.uses or spec.lets or spec.settings or spec.input or spec.rules):
+            # an empty file (or only comments) is almost surely the wrong file, not a library
+            res.diags.error("E117", "the spec is empty: no network, layers or blocks", Loc(res.file, 1, 1),
+                            hint="declare 'network NAME' and its layers, or blocks for a library")
         return  # a library of blocks: parsing and imports are all there is to check
-    shape = input_shape or _input_shape(spec, genv, res.diags)
+    shape = _checked_override(input_shape, res.diags) if input_shape else _input_shape(spec, genv, res.diags)
     name = spec.network.name if spec.network else Path(res.file).stem
     graph = Graph(name, shape)
     graph.params = dict(net_env)
@@ -125,9 +132,11 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     elab = Elaborator(graph, res.blocks, res.diags)
     loc = spec.network.loc if spec.network else Loc(res.file, 1, 1)
     graph.input_node = graph.add_node("input", {}, "@input", loc, "", [])
-    reported = len(res.diags)
+    reported, suppressed = len(res.diags), res.diags.suppressed
     last = elab.body(spec.body, genv, Scope(""), graph.input_node)
-    layers_failed = len(res.diags) > reported  # then the failure is the news, not the empty network
+    # a failed layer (also one that used a failed global: a suppressed follow-on) is the news,
+    # not the empty network
+    layers_failed = len(res.diags) > reported or res.diags.suppressed > suppressed
     _report_unused_blocks(spec, elab.used_blocks, res.diags)
     if last == graph.input_node and not layers_failed:
         res.diags.error("E117", "the network has no layers", loc)
@@ -139,6 +148,9 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
     if shape is not None:
         infer_shapes(graph, res.diags)
         infer_costs(graph)
+        too_big = memory_problem(graph)
+        if too_big is not None:
+            res.diags.add(too_big)
 
 
 def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag) -> None:
@@ -239,7 +251,20 @@ def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) 
     if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         diags.error("E114", f"input must be three positive integers C x H x W, got {show(tuple(dims))}", decl.loc)
         return None
+    problem = size_problem(tuple(dims), limits.current(), "input")
+    if problem is not None:
+        diags.add(Diagnostic("E153", problem[0], decl.loc, hint=problem[1]))
+        return None
     return tuple(dims)
+
+
+def _checked_override(shape: tuple[int, int, int], diags: DiagnosticBag) -> tuple | None:
+    """``--input``, unless it exceeds the tensor size limits (E153 on the command line)."""
+    problem = size_problem(tuple(shape), limits.current(), "input")
+    if problem is not None:
+        diags.add(Diagnostic("E153", problem[0], Loc("<command line>", 1, 1), hint=problem[1]))
+        return None
+    return tuple(shape)
 
 
 def _settings(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> list[dict[str, Any]]:
@@ -256,26 +281,35 @@ def _settings(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) -> 
 
 
 def resolve_import(importer: Path, target: str, loc: Loc, search_paths: tuple[str, ...]) -> Path:
-    """Find ``use "target"`` relative to the importing file, confined to its directory tree."""
-    base = importer.resolve().parent
-    roots = [base] + [Path(p).resolve() for p in search_paths]
+    """Find ``use "target"`` relative to the importing file, confined to its directory tree.
+
+    Paths are compared after resolving symbolic links, so neither ``..`` nor a link inside the tree
+    that points outside it (nor one in a search path) can reach another file; only regular files
+    are read (not FIFOs or devices).
+    """
     rel = Path(target)
     if rel.is_absolute():
         raise DiagnosticError(Diagnostic("E109", f"import path must be relative: {target!r}", loc))
-    for root in roots:
-        cand = (root / rel).resolve()
-        if not cand.is_file():
-            continue
-        if not any(cand.is_relative_to(r) for r in roots):
-            raise DiagnosticError(Diagnostic("E109", f"import {target!r} escapes the spec's directory", loc,
-                                             hint="pass --search-path DIR to allow another directory"))
-        return cand
+    try:
+        roots = [importer.resolve().parent] + [Path(p).resolve() for p in search_paths]
+        for root in roots:
+            cand = (root / rel).resolve()
+            if not cand.is_file():
+                continue
+            if not any(cand.is_relative_to(r) for r in roots):
+                raise DiagnosticError(Diagnostic(
+                    "E109", f"import {target!r} escapes the spec's directory (it resolves to {cand})", loc,
+                    hint="pass --search-path DIR to allow another directory"))
+            return cand
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long, ...
+        raise DiagnosticError(Diagnostic("E109", f"cannot resolve import {target!r}: {exc}", loc)) from None
     raise DiagnosticError(Diagnostic("E109", f"imported file not found: {target!r}", loc,
                                      hint=f"looked in {', '.join(str(r) for r in roots)}"))
 
 
 def _collect_blocks(res: Analysis, spec: A.SpecFile, path: Path, env: dict[str, Value], stack: list[str],
                     search_paths: tuple[str, ...]) -> None:
+    max_depth = limits.current().import_depth
     for use in spec.uses:
         try:
             target = resolve_import(path, use.path, use.loc, search_paths)
@@ -283,8 +317,12 @@ def _collect_blocks(res: Analysis, spec: A.SpecFile, path: Path, env: dict[str, 
             if key in stack:
                 chain = " -> ".join(Path(s).name for s in stack[stack.index(key):] + [key])
                 raise DiagnosticError(Diagnostic("E110", f"import cycle: {chain}", use.loc))
-            if len(stack) > MAX_IMPORT_DEPTH:
-                raise DiagnosticError(Diagnostic("E152", f"imports nested more than {MAX_IMPORT_DEPTH} deep", use.loc))
+            if key in res.imported:
+                continue  # read along another path already; re-reading could be exponential
+            if len(stack) > max_depth:
+                raise DiagnosticError(Diagnostic("E152", f"imports nested more than {max_depth} deep", use.loc,
+                                                 hint="raise the limit with --limit import_depth=N"))
+            res.imported.add(key)
             display = os.path.relpath(target) if not os.path.isabs(res.file) else str(target)
             lib = load_spec_file(target, res.sources, display=display)
             _collect_blocks(res, lib, target, _globals(lib, {}, res.diags), stack + [key], search_paths)

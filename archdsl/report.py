@@ -148,10 +148,13 @@ def render_csv(graph: Graph, depth: int | None = None) -> str:
 def render_text(graph: Graph, depth: int | None = None) -> str:
     """A rich table (plain text when captured) with totals."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = summary_table(graph, depth)
-    t = Table(title=f"{graph.name}  input {fmt_shape(graph.input_shape) if graph.input_shape else '?'}",
+    # a network named after its file may hold anything: no rich markup, no terminal control codes
+    name = escape(graph.name if graph.name.isprintable() else ascii(graph.name)[1:-1])
+    t = Table(title=f"{name}  input {fmt_shape(graph.input_shape) if graph.input_shape else '?'}",
               show_lines=False)
     for i, h in enumerate(table[0]):
         t.add_column(h, justify="right" if i >= 3 else "left", no_wrap=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from archdsl import report  # noqa: E402
+from archdsl import limits, report  # noqa: E402
 from archdsl.pipeline import analyze  # noqa: E402
 
 
@@ -75,7 +75,8 @@ def main() -> None:
 
     print("== generated specs: in-process analyze + summary (best of repeats)")
     per_layer = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    # the generated specs are far beyond the default size limits, which guard against hostile input
+    with tempfile.TemporaryDirectory() as tmp, limits.scoped({"file_bytes": 1 << 30, "nodes": 10_000_000}):
         for size in (int(s) for s in args.sizes.split(",")):
             path = Path(tmp) / f"gen{size}.arch"
             path.write_text(generated_spec(size))

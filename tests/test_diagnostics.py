@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from golden import assert_golden
 
+from archdsl import limits
 from archdsl.cli import main
 from archdsl.diagnostics import Diagnostic, DiagnosticBag, Loc, SourceCache, format_json, format_text
-from archdsl.frontend import loader
 from archdsl.ir import Graph
 from archdsl.passes.validate import validate_graph
 from archdsl.pipeline import analyze, parse_overrides
@@ -45,6 +45,7 @@ class Case:
     message: dict = field(default_factory=dict)  # code -> substring of the message
     hint: dict = field(default_factory=dict)  # code -> substring of the hint
     path: dict = field(default_factory=dict)  # code -> exact module path
+    limits: dict = field(default_factory=dict)  # limits in force (small ones keep limit cases fast)
 
 
 CASES = [
@@ -58,7 +59,7 @@ CASES = [
         network n
         input 3x8x8
         g: { relu
-        """), [("E001", 3, 6)], message={"E001": "unexpected end of input"}, hint={"E001": "'}'"}),
+        """), [("E001", 3, 10)], message={"E001": "unexpected end of input"}, hint={"E001": "'}'"}),
     Case("E001-text-reserved-label", "x.arch", src("""
         network n
         input 3x8x8
@@ -595,13 +596,69 @@ CASES = [
          [("E151", 4, 6)]),
     Case("E151-text-float", "x.arch", "network n\ninput 3x8x8\nlet x = 1e400\nrelu\n", [("E151", 3, 9)]),
     # ------------------------------------------------------------------ E152 nesting too deep
+    # the 201st '{' crosses the default nesting limit of 200
     Case("E152-text", "x.arch", "network n\ninput 3x8x8\n" + "{ " * 3000 + "relu" + " }" * 3000 + "\n",
-         [("E152", 1, 1)], message={"E152": "nested too deeply"}),
+         [("E152", 3, 401)], message={"E152": "'{' nested more than 200 deep"}, hint={"E152": "--limit nesting"}),
+    # the document is level 1, so the 200th '[' is level 201
     Case("E152-yaml", "x.yaml", "network: n\ninput: 3x8x8\nlayers: " + "[" * 3000 + "]" * 3000 + "\n",
-         [("E152", 1, 1)]),
+         [("E152", 3, 208)], message={"E152": "YAML nested more than 200 levels deep"}),
+    Case("E152-text-expression", "x.arch", "network n\ninput 3x8x8\nlet x = " + " + ".join(["1"] * 300) + "\nrelu\n",
+         [("E152", 3, 9 + 4 * 200 + 2)], message={"E152": "expression nested more than 200 deep"}),
+    Case("E152-yaml-expression", "x.yaml", "network: n\ninput: 3x8x8\nlet:\n- x: " + "-" * 300 + "1\nlayers: [relu]\n",
+         [("E152", 4, 6 + 99)], message={"E152": "expression nested more than 200 deep"}),
+    # the chain is built from its end: the 201st 'if' from the end is #49 (#0-#9 take 24 columns, the rest 25)
+    Case("E152-text-else-if", "x.arch", "network n(k = 0)\ninput 3x8x8\n"
+         + "".join(f"if k == {i} {{ relu }} else " for i in range(250)) + "{ tanh }\n",
+         [("E152", 3, 1 + 24 * 10 + 25 * 39)], message={"E152": "'else if' chain nested more than 200 deep"}),
+    Case("E152-yaml-aliases", "x.yaml", "network: n\ninput: 3x8x8\nlayers:\n- a: &a [[[[[relu]]]]]\n"
+         "- b: &b [[[[[*a]]]]]\n- c: [[[[[*b]]]]]\n",
+         [("E152", 6, 7)], message={"E152": "once aliases are expanded"}, limits={"nesting": 14}),
     Case("E152-text-blocks", "x.arch", "network n\ninput 3x8x8\n"
          + "".join(f"block B{i} {{ B{i + 1} }}\n" for i in range(70)) + "block B70 { relu }\nB0\n",
          [("E152", 66, 13)], message={"E152": "blocks nested more than 64 deep"}),
+    # ------------------------------------------------------------------ E153 tensor too large
+    Case("E153-text", "x.arch", src("""
+        network n
+        input 3x8x8
+        stem: conv2d(8, 1)
+        wide: conv2d(2000000, 1) -> relu
+        """), [("E153", 4, 7)], path={"E153": "wide"}, message={"E153": "has 2,000,000 channels; the limit is 1,048,576"},
+         hint={"E153": "--limit channels="}),
+    Case("E153-text-input", "x.arch", "network n\ninput 3x70000x8\nrelu\n", [("E153", 2, 7)],
+         message={"E153": "input 3x70000x8 is larger than 65,536"}, hint={"E153": "--limit spatial="}),
+    Case("E153-yaml", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        layers:
+        - pad: conv2d(4, 1, padding = 50)
+        - relu
+        """), [("E153", 4, 8)], path={"E153": "pad"}, message={"E153": "4x108x108 is larger than 100"},
+         limits={"spatial": 100}),
+    Case("E153-yaml-features", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        layers:
+        - flatten
+        - fc: linear(10)
+        """), [("E153", 4, 3)], message={"E153": "flat tensor has 192 features; the limit is 100"},
+         limits={"channels": 100}),
+    # ------------------------------------------------------------------ E154 parameter memory
+    Case("E154-text", "x.arch", src("""
+        network n
+        input 1048576x1x1
+        flatten
+        fc: linear(1048576)
+        """), [("E154", 4, 5)], path={"E154": "fc"}, message={"E154": "parameters need 4.0 TiB"},
+         hint={"E154": "--limit memory_bytes="}),
+    Case("E154-yaml", "x.yaml", src("""
+        network: n
+        input: 10x1x1
+        layers:
+        - flatten
+        - fc: linear(10)
+        """), [("E154", 5, 7)], path={"E154": "fc"},
+         message={"E154": "parameters need 440 bytes (110 float32 values), more than the limit (439 bytes)"},
+         limits={"memory_bytes": 439}),
     # ------------------------------------------------------------------ E160 error() in a spec
     Case("E160-text", "x.arch", src("""
         network n(depth = 7)
@@ -788,7 +845,8 @@ def run_case(tmp_path: Path, case: Case, **kw) -> list[Diagnostic]:
         path.write_bytes(case.text)
     else:
         path.write_text(case.text, encoding="utf-8")
-    return analyze(path, **kw).diags.sorted()
+    with limits.scoped(case.limits):
+        return analyze(path, **kw).diags.sorted()
 
 
 def triples(diags: list[Diagnostic]) -> list[tuple[str, int, int]]:
@@ -832,18 +890,18 @@ def test_E005_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".arch", ".yaml"])
-def test_E005_too_large(tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "MAX_FILE_BYTES", 64)
+def test_E005_too_large(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"big{suffix}"
     path.write_text("# " + "x" * 100 + "\n")
-    diags = analyze(path).diags.sorted()
+    with limits.scoped({"file_bytes": 64}):
+        diags = analyze(path).diags.sorted()
     assert [(x.code, x.loc) for x in diags] == [("E005", Loc(str(path), 1, 1))]
     assert "the limit is 64" in diags[0].message
 
 
-def test_E005_real_limit_is_4_MiB(tmp_path: Path) -> None:
+def test_E005_default_limit_is_256_KiB(tmp_path: Path) -> None:
     path = tmp_path / "huge.arch"
-    path.write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    path.write_bytes(b"#" * (256 * 1024 + 1))
     assert triples(analyze(path).diags.sorted()) == [("E005", 1, 1)]
 
 
@@ -973,17 +1031,16 @@ def test_E152_imports_too_deep(tmp_path: Path) -> None:
     assert (diags[0].loc.line, diags[0].loc.col) == (1, 5)
 
 
-def test_E150_yaml_alias_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archdsl.frontend import yaml_frontend
-
-    monkeypatch.setattr(yaml_frontend, "MAX_YAML_NODES", 5000)  # the real budget is 1M: seconds to reach
+def test_E150_yaml_alias_bomb(tmp_path: Path) -> None:
     lines = ["network: n", "input: 3x8x8", "layers:", "- g0: &a0 [relu, relu, relu, relu, relu, relu, relu, relu]"]
     for i in range(1, 8):
         lines.append(f"- g{i}: &a{i} [" + ", ".join([f"{{x: *a{i - 1}}}"] * 8) + "]")
     spec = tmp_path / "bomb.yaml"
     spec.write_text("\n".join(lines) + "\n")
-    diags = analyze(spec).diags.sorted()
-    assert [d.code for d in diags] == ["E150"]
+    with limits.scoped({"yaml_nodes": 5000}):
+        diags = analyze(spec).diags.sorted()
+    # g3's list is the first node whose expansion (8**3 relus and their mappings) passes 5,000
+    assert triples(diags) == [("E150", 7, 7)]
     assert "more than 5,000 nodes" in diags[0].message
     assert "aliases" in diags[0].hint
 
@@ -1002,7 +1059,7 @@ def test_E113_unknown_override(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pair, code, col", [
     ("k", "E113", 1),            # no '='
     ("1k=3", "E113", 1),         # not an identifier
-    ("k=1+", "E001", 4),         # syntax error in the value, located after 'k='
+    ("k=1+", "E001", 5),         # syntax error in the value, located just after the last token
     ("k=q", "E105", 3),          # names are not defined on the command line
     ("k=2**200", "E151", 4),
 ])

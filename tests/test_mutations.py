@@ -1,13 +1,18 @@
 """200 mutated variants of the zoo specs never produce a traceback.
 
-Each variant deletes, duplicates or swaps tokens of a zoo spec (or truncates it), deterministically
-(fixed seed), and is checked in-process with ``archdsl.cli.main(["check", path])``: the exit code must
-be 0 or 1 and nothing may escape — no exception, no "Traceback" on stderr.
+Each variant deletes, duplicates or swaps tokens of a zoo spec (``.arch`` or ``.yaml``), or truncates
+it, or applies several of these, deterministically (fixed seed), and is checked in-process with
+``archdsl.cli.main(["check", "--format", "json", path])``: the exit code must be 0 or 1 and nothing
+may escape — no exception, no "Traceback" on stderr; exit 1 comes with an error diagnostic, and
+every diagnostic is located on a real line and column of the mutant or of a library it imports.
+A mutant that still parses must print (as text and as YAML) to a spec that re-parses to the same
+AST.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import random
 import re
 import shutil
@@ -18,6 +23,9 @@ from pathlib import Path
 import pytest
 
 from archdsl.cli import main
+from archdsl.diagnostics import DiagnosticError
+from archdsl.frontend.loader import load_spec_file, parse_source
+from archdsl.frontend.printer import to_text, to_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
@@ -94,9 +102,22 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_variants_are_deterministic() -> None:
     assert len(VARIANTS) == (COUNT if ZOO else 0)
+    # both front ends and every kind of mutation are exercised
+    assert {s.suffix for s, _, _ in VARIANTS} == {".arch", ".yaml"}
+    kinds = {word for _, _, desc in VARIANTS for word in ("delete", "duplicate", "swap", "truncate") if word in desc}
+    assert kinds == {"delete", "duplicate", "swap", "truncate"}
     again = _variants()
     assert [(s, t) for s, t, _ in again] == [(s, t) for s, t, _ in VARIANTS]
     assert sum(t != s.read_text(encoding="utf-8") for s, t, _ in VARIANTS) >= COUNT * 0.9
+
+
+def _located(diag: dict, files: dict[str, str], what: str) -> None:
+    name = diag["file"]
+    assert name in files, f"{what}: {diag['code']} {diag['message']!r} is located in {name!r}"
+    lines = files[name].split("\n")
+    line, col = diag["line"], diag["column"]
+    assert 1 <= line <= len(lines), f"{what}: {diag['code']} {diag['message']!r} at line {line} of {len(lines)}"
+    assert 1 <= col <= len(lines[line - 1]) + 1, f"{what}: {diag['code']} {diag['message']!r} at {line}:{col}"
 
 
 @pytest.mark.parametrize("n", range(len(VARIANTS)), ids=lambda n: f"{n:03d}")
@@ -105,16 +126,30 @@ def test_mutated_spec_never_tracebacks(n: int, tree: Path) -> None:
     rel = spec.relative_to(SPECS)
     path = tree / rel.parent / f"mutant{n:03d}{spec.suffix}"
     path.write_text(text, encoding="utf-8")
+    what = f"{rel} mutated by {desc}"
     err, out = io.StringIO(), io.StringIO()
     try:
         with redirect_stderr(err), redirect_stdout(out):
-            rc = main(["check", str(path)])
+            rc = main(["check", "--format", "json", str(path)])
+        try:
+            ast = load_spec_file(path)
+        except DiagnosticError:
+            ast = None
+        if ast is not None:  # still parses: both printers must give it back
+            assert parse_source(to_text(ast), "<printed>") == ast, f"{what}: text printer does not round-trip"
+            assert parse_source(to_yaml(ast), "<printed>", yaml=True) == ast, f"{what}: YAML printer does not round-trip"
     except BaseException:  # noqa: BLE001 - the point is that nothing escapes
-        pytest.fail(f"{rel} mutated by {desc}: exception escaped\n{traceback.format_exc()}")
+        pytest.fail(f"{what}: exception escaped\n{traceback.format_exc()}")
     finally:
         path.unlink()
     stderr = err.getvalue()
-    assert rc in (0, 1), f"{rel} mutated by {desc}: exit {rc}\n{stderr}"
-    assert "Traceback" not in stderr, f"{rel} mutated by {desc}:\n{stderr}"
+    assert rc in (0, 1), f"{what}: exit {rc}\n{stderr}"
+    assert "Traceback" not in stderr, f"{what}:\n{stderr}"
+    diags = json.loads(out.getvalue())["diagnostics"]
     if rc == 1:
-        assert re.search(r"error\[E\d{3}\]", stderr), f"{rel} mutated by {desc}: exit 1 without a diagnostic"
+        assert any(d["severity"] == "error" and re.fullmatch(r"E\d{3}", d["code"]) for d in diags), \
+            f"{what}: exit 1 without an error diagnostic"
+    files = {str(path): text}
+    files.update({str(lib): lib.read_text(encoding="utf-8") for lib in (tree / "lib").glob("*.arch")})
+    for d in diags:
+        _located(d, files, what)

@@ -312,6 +312,33 @@ def test_dot_output_needs_no_graphviz_binary(tmp_path: Path, monkeypatch) -> Non
     assert out.read_text(encoding="utf-8").startswith("digraph")
 
 
+def test_too_many_drawn_nodes_is_refused_before_dot(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(R, "run_dot", lambda *a, **k: pytest.fail("dot must not run"))
+    out = tmp_path / "r.svg"
+    rc = main(["render", "--limit", "render_nodes=20", str(SPECS / "resnet18.arch"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists()
+    assert "resnet18.arch:2:9: error[E505]: the diagram would have 71 nodes" in err
+    assert "the limit is 20" in err and "--depth" in err and "Traceback" not in err
+    # DOT output is not laid out here, so it is never refused
+    monkeypatch.undo()
+    assert main(["render", "--limit", "render_nodes=20", str(SPECS / "resnet18.arch"), "-o",
+                 str(tmp_path / "r.dot")]) == 0
+
+
+def test_dot_that_hangs_is_stopped(tmp_path: Path, monkeypatch, capsys) -> None:
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n", encoding="utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    out = tmp_path / "g.svg"
+    rc = main(["render", "--limit", "dot_seconds=1", str(SPECS / "googlenet.arch"), "-o", str(out), "--depth", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists()
+    assert "error[E502]: Graphviz 'dot' did not finish within 1 s" in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------ CLI errors and imports
 
 

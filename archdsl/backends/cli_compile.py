@@ -102,7 +102,7 @@ def _build(source: str, spec: str, name: str):
     from .runtime import load_module
 
     module = load_module(source, spec, name)
-    return getattr(module, module.ARCHDSL_NET)()
+    return module.__dict__[module.ARCHDSL_NET]()
 
 
 def _report_unfolded(graph, source: str, sources: SourceCache) -> None:

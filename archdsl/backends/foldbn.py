@@ -94,4 +94,4 @@ def _fold_into(conv, bn, torch, nn) -> None:
 def _replace(root, path: str, new) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, name, new)
+    parent.add_module(name, new)  # replaces the child module of that name

@@ -60,6 +60,11 @@ GLOBALS = frozenset({
     "BN_FOLDED",
 })
 
+#: Local names the generated methods and functions always use (``forward(self, x)``,
+#: ``loss_fn(outputs, target)``...); a module-level class must not be named like one of them.
+LOCALS = frozenset({"self", "x", "inputs", "t", "memory_efficient", "outputs", "target", "eps", "loss",
+                    "name", "weight", "aux", "model", "m"})
+
 _BUILTINS = frozenset(dir(builtins))
 _AMBIGUOUS = frozenset({"l", "O", "I"})  # pycodestyle E741
 
@@ -83,8 +88,11 @@ def module_name_problem(name: str, container: str = "module") -> str | None:
 
 
 def attribute_ok(name: str) -> bool:
-    """True when ``self.<name>`` may be written for a child module (else use add_module/getattr)."""
-    return is_identifier(name)
+    """True when ``self.<name>`` may be written for a child module (else use add_module/getattr).
+
+    Names starting with ``__`` are excluded: inside a class body Python mangles ``self.__x`` to
+    ``self._Class__x``, which would change the module path and the state_dict keys."""
+    return is_identifier(name) and not name.startswith("__")
 
 
 def python_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
@@ -93,6 +101,12 @@ def python_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> st
         name = re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
         if name[0].isdigit():
             name = "_" + name
+    if not name.strip("_"):
+        name = "_unnamed"  # '_' is a soft keyword, '__' a dunder-like name
+    elif name.startswith("__"):
+        # ``__x`` is mangled inside class bodies and ``__x__`` names are Python's own (a class
+        # called ``__builtins__`` at module level would replace the module's builtins).
+        name = "_" + name.lstrip("_")
     while (keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _BUILTINS or name in GLOBALS
            or name in _AMBIGUOUS or name == "self" or name in taken):
         name += "_"

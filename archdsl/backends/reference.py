@@ -8,7 +8,6 @@ on the same random input (and, for models with aux heads, in train mode with the
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +62,17 @@ class Comparison:
         return "\n".join(out)
 
 
+def _import_package(pkg: str) -> Any:
+    """The module a reference package's models are looked up in (one of :data:`PACKAGES`)."""
+    if pkg == "torchvision":
+        import torchvision.models as mod
+    elif pkg == "timm":
+        import timm as mod
+    else:
+        import pretrainedmodels as mod
+    return mod
+
+
 def reference_model(ref: str, aux: bool = False):
     """Instantiate ``PACKAGE:MODEL`` without pretrained weights."""
     pkg, sep, name = ref.partition(":")
@@ -70,7 +80,7 @@ def reference_model(ref: str, aux: bool = False):
         raise ReferenceUnavailable(f"reference must be one of {', '.join(p + ':NAME' for p in PACKAGES)}, "
                                    f"got {ref!r}")
     try:
-        mod = importlib.import_module(pkg if pkg != "torchvision" else "torchvision.models")
+        mod = _import_package(pkg)
     except ImportError as exc:
         raise ReferenceUnavailable(f"{pkg} is not installed (pip install {pkg})") from exc
     import warnings

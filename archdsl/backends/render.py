@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..diagnostics import Diagnostic, Loc, did_you_mean
 from ..ir import Graph
 from ..ops import OPS
@@ -755,8 +756,15 @@ def run_dot(source: str, fmt: str, dot_exe: str | None = None) -> bytes:
     if exe is None:
         raise RenderError(Diagnostic("E501", "Graphviz 'dot' was not found on PATH", Loc("<render>", 0, 0),
                                      hint=INSTALL_HINT))
+    seconds = limits.current().dot_seconds
     try:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False)
+        proc = subprocess.run([exe, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False,
+                              timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise RenderError(Diagnostic("E502", f"Graphviz 'dot' did not finish within {seconds} s",
+                                     Loc("<render>", 0, 0),
+                                     hint="collapse blocks with --depth N, or allow more time with "
+                                          f"--limit dot_seconds={seconds * 4}")) from None
     except OSError as exc:
         raise RenderError(Diagnostic("E501", f"cannot run Graphviz 'dot' ({exe}): {exc.strerror or exc}",
                                      Loc("<render>", 0, 0), hint=INSTALL_HINT)) from None
@@ -800,6 +808,8 @@ def render_graph(graph: Graph, out: str | os.PathLike, fmt: str | None = None, o
     if bad:
         raise RenderError(bad[0])
     opened = initial_open(model, options.depth, options.expand)
+    if fmt != "dot":
+        _check_drawn_size(model, opened, graph)
     source = to_dot(model, opened, options.direction)
     if fmt == "dot":
         _write(out, source, write_atomic)
@@ -827,6 +837,19 @@ def render_graph(graph: Graph, out: str | os.PathLike, fmt: str | None = None, o
         data = svg_fonts(data)
     _write(out, data, write_atomic)
     return fmt
+
+
+def _check_drawn_size(model: Model, opened: set[str], graph: Graph) -> None:
+    """Refuse (E505) a diagram with more nodes than the ``render_nodes`` limit before running ``dot``,
+    whose layout time grows faster than linearly: a small spec can expand to a graph it would take
+    Graphviz hours to lay out."""
+    drawn = len(drawn_items(model, opened))
+    cap = limits.current().render_nodes
+    if drawn > cap:
+        loc = graph.node(graph.input_node)["loc"] if graph.input_node is not None else Loc("<render>", 0, 0)
+        raise RenderError(Diagnostic("E505", f"the diagram would have {drawn:,} nodes; the limit is {cap:,}", loc,
+                                     hint="collapse blocks with --depth N, write OUT.dot (not laid out), or "
+                                          f"raise the limit with --limit render_nodes={drawn}"))
 
 
 def svg_fonts(svg: bytes) -> bytes:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, format_text
 from ..ir import Graph
 from ..passes.settings import training_settings
-from .codegen import CodegenError, generate
+from ..passes.shapes import memory_problem
+from .codegen import CodegenError, check_source, generate
 
 SpecLike = "str | os.PathLike | LoadedSpec"
 
@@ -58,9 +60,14 @@ class LoadedSpec:
         """The generated Python source for this spec."""
         if fold_bn not in self._generated:
             try:
-                self._generated[fold_bn] = generate(self.graph, source_name=self.path, fold_bn=fold_bn, check=check)
+                with limits.recursion_headroom():
+                    self._generated[fold_bn] = generate(self.graph, source_name=self.path, fold_bn=fold_bn,
+                                                        check=check)
             except CodegenError as exc:
                 raise BuildError(exc.diagnostics, self.sources, f"cannot compile {self.path}") from None
+            except RecursionError:  # a safety net: the front ends bound nesting first
+                raise BuildError([Diagnostic("E152", "spec nested too deeply to compile", Loc(self.path, 1, 1))],
+                                 self.sources, f"cannot compile {self.path}") from None
         return self._generated[fold_bn]
 
     def module(self, *, fold_bn: bool = False) -> types.ModuleType:
@@ -68,9 +75,13 @@ class LoadedSpec:
         return load_module(self.source(fold_bn=fold_bn, check=False), self.path, self.graph.name)
 
     def build(self, *, fold_bn: bool = False, memory_efficient: bool = False):
-        """A fresh ``nn.Module`` (see :func:`build`)."""
+        """A fresh ``nn.Module`` (see :func:`build`); refuses (E154) before allocating parameters
+        that would not fit the memory limit in force now."""
+        too_big = memory_problem(self.graph)
+        if too_big is not None:
+            raise BuildError([too_big], self.sources, f"{self.path}: not built")
         module = self.module(fold_bn=fold_bn)
-        cls = getattr(module, module.ARCHDSL_NET)
+        cls = module.__dict__[module.ARCHDSL_NET]
         if memory_efficient:
             if "memory_efficient" not in _init_params(cls):
                 raise BuildError([Diagnostic("E334", "memory_efficient needs DenseNet-style dense layers "
@@ -127,8 +138,9 @@ _CACHE: dict[tuple, tuple[tuple, LoadedSpec]] = {}
 def _cache_key(path: str, params: dict, input_shape, search_paths) -> tuple | None:
     try:
         frozen = tuple(sorted((k, repr(v)) for k, v in params.items()))
-        # the path as given (it is printed in the generated header) and where it is relative to
-        return (path, os.getcwd(), frozen, tuple(input_shape or ()), tuple(search_paths))
+        # the path as given (it is printed in the generated header) and where it is relative to;
+        # the limits, as an analysis under other limits may have other errors
+        return (path, os.getcwd(), frozen, tuple(input_shape or ()), tuple(search_paths), limits.current())
     except TypeError:
         return None
 
@@ -177,7 +189,10 @@ def build(spec: Any, *, fold_bn: bool = False, memory_efficient: bool = False, *
 
 def load_module(source: str, spec_path: str = "<spec>", name: str = "model") -> types.ModuleType:
     """Execute generated ``source`` as a module (validated with ``ast.parse`` first)."""
-    tree = ast.parse(source)
+    try:
+        tree = check_source(source, spec_path)
+    except CodegenError as exc:
+        raise BuildError(exc.diagnostics) from None
     _check_generated(tree)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "model"

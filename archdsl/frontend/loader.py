@@ -2,55 +2,68 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from .. import ast as A
+from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticError, Loc, SourceCache
 
-#: Largest spec file accepted, in bytes.
-MAX_FILE_BYTES = 4 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 TEXT_SUFFIXES = (".arch",)
 
 
 def read_spec_text(path: str | Path, display: str | None = None) -> str:
     """Read a spec file as text: size-limited, UTF-8 (BOM stripped), no NUL bytes."""
-    p = Path(path)
     name = display or str(path)
+    limit = limits.current().file_bytes
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DiagnosticError(Diagnostic("E005", f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}",
-                                             Loc(name, 1, 1)))
-        data = p.read_bytes()
-    except DiagnosticError:
-        raise
+        # Read at most one byte past the limit: stat() alone would trust the size of a file that
+        # grows meanwhile, or of a device like /dev/zero that reports 0 and never ends.
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+            size = os.fstat(fh.fileno()).st_size
     except IsADirectoryError:
         raise DiagnosticError(Diagnostic("E005", "is a directory, not a spec file", Loc(name, 0, 0))) from None
-    except OSError as exc:
-        raise DiagnosticError(Diagnostic("E005", f"cannot read file: {exc.strerror or exc}",
+    except (OSError, ValueError) as exc:
+        raise DiagnosticError(Diagnostic("E005", f"cannot read file: {getattr(exc, 'strerror', None) or exc}",
                                          Loc(name, 0, 0))) from None
+    if len(data) > limit:
+        size_text = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
+        raise DiagnosticError(Diagnostic("E005", f"file is {size_text}; the limit is {limit:,}",
+                                         Loc(name, 1, 1), hint="raise it with --limit file_bytes=N"))
     return decode_spec_bytes(data, name)
 
 
 def decode_spec_bytes(data: bytes, name: str) -> str:
-    """Decode spec bytes as UTF-8, locating the first bad byte or NUL."""
+    """Decode spec bytes as UTF-8 (BOM stripped, line breaks normalized to ``\\n``), locating the
+    first bad byte or NUL by line and character column, as every other diagnostic is located."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        # Everything before the bad byte is valid UTF-8: count lines and columns in characters.
+        line, col = _position(_normalize_newlines(data[: exc.start].decode("utf-8")))
         raise DiagnosticError(Diagnostic("E006", f"invalid UTF-8 byte 0x{data[exc.start]:02x}", Loc(name, line, col),
-                                         hint="save the file as UTF-8")) from None
+                                         hint="save the file as UTF-8"),
+                              source_text=_normalize_newlines(data.decode("utf-8", "replace"))) from None
+    text = _normalize_newlines(text)
     nul = text.find("\x00")
     if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
-        raise DiagnosticError(Diagnostic("E002", "NUL byte in spec file", Loc(name, line, col)))
+        line, col = _position(text[:nul])
+        raise DiagnosticError(Diagnostic("E002", "NUL byte in spec file", Loc(name, line, col)), source_text=text)
+    return text
+
+
+def _normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _position(before: str) -> tuple[int, int]:
+    """1-based line and column of the character that follows ``before``."""
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
 def is_yaml(path: str | Path) -> bool:
@@ -72,7 +85,12 @@ def parse_source(text: str, file: str, yaml: bool = False) -> A.SpecFile:
 def load_spec_file(path: str | Path, sources: SourceCache | None = None, display: str | None = None) -> A.SpecFile:
     """Read and parse one spec file; the text is remembered in ``sources`` for diagnostics."""
     name = display or str(path)
-    text = read_spec_text(path, name)
+    try:
+        text = read_spec_text(path, name)
+    except DiagnosticError as exc:
+        if sources is not None and exc.source_text is not None:
+            sources.register(name, exc.source_text)  # show the undecodable line under the diagnostic
+        raise
     if sources is not None:
         sources.register(name, text)
     return parse_source(text, name, yaml=is_yaml(path))

@@ -293,8 +293,15 @@ def to_yaml_data(spec: A.SpecFile) -> dict:
     if spec.rules:
         doc["rules"] = args(spec.rules)
     if spec.blocks:
-        doc["blocks"] = {f"{b.name}({params(b.params)})" if b.params else b.name: _yaml_body(b.body)
-                         for b in spec.blocks}
+        blocks: dict = {}
+        for b in spec.blocks:
+            key = f"{b.name}({params(b.params)})" if b.params else b.name
+            while key in blocks:
+                # A block defined twice (E111 when analyzed) keeps both definitions: YAML keys must
+                # differ, so the later header is spelled differently ("B" -> "B()" -> "B( )" ...).
+                key = f"{key[:-1]} )" if key.endswith(")") else f"{key}()"
+            blocks[key] = _yaml_body(b.body)
+        doc["blocks"] = blocks
     if spec.body:
         doc["layers"] = _yaml_body(spec.body)
     return doc
@@ -308,7 +315,10 @@ def to_yaml(spec: A.SpecFile) -> str:
         pass
 
     def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+        # PyYAML (allow_unicode) writes U+0085/U+2028/U+2029 raw except in double quotes, where it
+        # escapes them (\N, \L, \P); raw, the YAML front end refuses them (YAML 1.1 line breaks).
+        style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     _Dumper.add_representer(str, _str)
     return yaml.dump(to_yaml_data(spec), Dumper=_Dumper, sort_keys=False, default_flow_style=False,

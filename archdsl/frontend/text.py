@@ -1,13 +1,18 @@
 """The text front end: a lark LALR parser whose callbacks build the AST directly.
 
 Building the AST in the parser's reduce callbacks (no intermediate parse tree) keeps parsing
-linear and non-recursive, so deeply nested specs cannot overflow the Python stack here.
+linear and non-recursive.  The passes after it recurse, so nesting is bounded here, where it can
+be located: a pre-scan counts brackets before the parser runs, and the callbacks measure the depth
+of expressions (``1 + 1 + ...`` nests without brackets) and of ``else if`` chains (the ``nesting``
+limit, E152).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .. import ast as A
+from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
 
 START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start")
@@ -26,9 +32,6 @@ RESERVED_NAMES = frozenset({
     "concat", "residual", "shortcut", "repeat", "dense", "true", "false", "none", "or", "and", "not",
     "group", "chain", "rules",
 })
-
-#: Longest integer literal accepted (far beyond any value expressions allow; bounds int() work).
-MAX_INT_DIGITS = 100
 
 _TOKEN_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
@@ -62,6 +65,33 @@ class _Builder(Transformer):
         self.file = file
         self.line_offset = 0
         self.col_offset = 0
+        self.max_digits = limits.DEFAULT.int_digits
+        self.max_depth = limits.DEFAULT.nesting
+        # id -> (node, depth) of the composite expressions and 'if' statements built so far in
+        # this parse; holding the node keeps its id from being reused while the entry lives.
+        self.depths: dict[int, tuple[object, int]] = {}
+
+    def start_parse(self, file: str, line_offset: int, col_offset: int) -> None:
+        """Reset per-parse state: where locations point, and the limits in force."""
+        lim = limits.current()
+        self.file, self.line_offset, self.col_offset = file, line_offset, col_offset
+        self.max_digits, self.max_depth = lim.int_digits, lim.nesting
+        self.depths.clear()
+
+    def _nested(self, node: Any, children: tuple, what: str = "expression") -> Any:
+        """Record ``node``'s depth (one more than its deepest child); E152 beyond the limit."""
+        depths = self.depths
+        depth = 0
+        for child in children:
+            entry = depths.get(id(child))
+            if entry is not None and entry[1] > depth:
+                depth = entry[1]
+        depth += 1
+        if depth > self.max_depth:
+            raise DiagnosticError(Diagnostic("E152", f"{what} nested more than {self.max_depth} deep", node.loc,
+                                             hint="simplify it, or raise the limit with --limit nesting=N"))
+        depths[id(node)] = (node, depth)
+        return node
 
     def _name(self, tok: Token, what: str) -> str:
         """A user-chosen name; reserved words are refused so both front ends accept the same names."""
@@ -73,9 +103,11 @@ class _Builder(Transformer):
 
     def _int(self, tok: Token) -> int:
         text = str(tok)
-        if len(text) > MAX_INT_DIGITS:
+        # Refuse what cannot be within 10**int_digits before int() does work that grows with the
+        # length; the evaluator checks the exact magnitude of every value.
+        if len(text) > self.max_digits + 1 and len(text.lstrip("0")) > self.max_digits + 1:
             raise DiagnosticError(Diagnostic("E151", f"integer literal too large ({len(text)} digits)",
-                                             self._loc(tok), hint=f"literals are limited to {MAX_INT_DIGITS} digits"))
+                                             self._loc(tok), hint=int_limit_hint(self.max_digits)))
         return int(text)
 
     def _loc(self, item: Any) -> Loc:
@@ -154,7 +186,8 @@ class _Builder(Transformer):
 
     def if_stmt(self, children: list) -> A.If:
         kw, cond, then, orelse = children
-        return A.If(cond, then, orelse, self._loc(kw))
+        # 'else if' nests without braces; the passes recurse along the chain.
+        return self._nested(A.If(cond, then, orelse, self._loc(kw)), orelse or (), "'else if' chain")
 
     def else_clause(self, children: list) -> tuple:
         (value,) = children
@@ -218,15 +251,15 @@ class _Builder(Transformer):
     # ------------------------------------------------------------------ expressions
     def ifexp(self, children: list) -> A.IfExp:
         kw, cond, then, orelse = children
-        return A.IfExp(cond, then, orelse, self._loc(kw))
+        return self._nested(A.IfExp(cond, then, orelse, self._loc(kw)), (cond, then, orelse))
 
     def binop(self, children: list) -> A.BinOp:
         left, op, right = children
-        return A.BinOp(str(op), left, right, self._loc(op))
+        return self._nested(A.BinOp(str(op), left, right, self._loc(op)), (left, right))
 
     def unary(self, children: list) -> A.UnaryOp:
         op, operand = children
-        return A.UnaryOp(str(op), operand, self._loc(op))
+        return self._nested(A.UnaryOp(str(op), operand, self._loc(op)), (operand,))
 
     def int_lit(self, children: list) -> A.Num:
         (tok,) = children
@@ -259,15 +292,17 @@ class _Builder(Transformer):
 
     def fcall(self, children: list) -> A.FuncCall:
         name, *args = children
-        return A.FuncCall(str(name), tuple(a for a in args if a is not None), self._loc(name))
+        call = A.FuncCall(str(name), tuple(a for a in args if a is not None), self._loc(name))
+        return self._nested(call, call.args)
 
     def list(self, children: list) -> A.ListExpr:
         kw, *items = children
-        return A.ListExpr(tuple(c for c in items if c is not None), self._loc(kw))
+        lst = A.ListExpr(tuple(c for c in items if c is not None), self._loc(kw))
+        return self._nested(lst, lst.items)
 
     def index(self, children: list) -> A.Index:
         obj, kw, idx = children
-        return A.Index(obj, idx, self._loc(kw))
+        return self._nested(A.Index(obj, idx, self._loc(kw)), (obj, idx))
 
 
 def _with_label(atom: A.Element, label: str) -> A.Element:
@@ -304,40 +339,149 @@ def _parser() -> tuple[Lark, _Builder]:
     return parser, builder
 
 
+def int_limit_hint(digits: int) -> str:
+    """The hint of an E151 about an integer beyond ``10 ** digits``."""
+    return f"integers are limited to 10**{digits}; raise it with --limit int_digits=N"
+
+
 def parse_text(text: str, file: str, start: str = "start", line_offset: int = 0, col_offset: int = 0) -> Any:
     """Parse ``text`` (whole file or a fragment rule) into AST; syntax errors raise DiagnosticError."""
     parser, builder = _parser()
     # The builder stamps file and offsets into every location it creates.
-    builder.file, builder.line_offset, builder.col_offset = file, line_offset, col_offset
+    builder.start_parse(file, line_offset, col_offset)
+    check_nesting(text, file, builder.max_depth, line_offset, col_offset)
     try:
         return parser.parse(text, start=start)
     except UnexpectedInput as exc:
         raise DiagnosticError(_syntax_diagnostic(exc, text, file, line_offset, col_offset)) from None
+    finally:
+        builder.depths.clear()
+
+
+#: Brackets (groups 1 and 2), skipping strings and comments, whose brackets do not nest.
+_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|([\[({])|([\])}])')
+
+
+#: Everything but brackets: strings, comments, and runs of other characters.
+_NOT_BRACKETS = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|[^\[\](){}"\'#]+')
+_STEP = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1, '"': 0, "'": 0, "#": 0}
+
+
+def check_nesting(text: str, file: str, limit: int, line_offset: int = 0, col_offset: int = 0) -> None:
+    """E152 at the first bracket nested deeper than ``limit`` (before the parser sees the text)."""
+    if text.count("(") + text.count("[") + text.count("{") <= limit:
+        return  # cannot nest deeper: the common case costs three C-level counts
+    # The running depth, in C.  It is not clamped at 0 as the real one is, but until the first
+    # unmatched closer (where the parser stops with a syntax error) the two are the same.
+    brackets = _NOT_BRACKETS.sub("", text)
+    if max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0) <= limit:
+        return
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        kind = m.lastindex
+        if kind == 1:
+            depth += 1
+            if depth > limit:
+                raise DiagnosticError(Diagnostic(
+                    "E152", f"'{m.group(1)}' nested more than {limit} deep",
+                    _offset_loc(text, m.start(), file, line_offset, col_offset),
+                    hint="simplify the spec, or raise the limit with --limit nesting=N"))
+        elif kind == 2 and depth:
+            depth -= 1
+
+
+def _offset_loc(text: str, pos: int, file: str, line_offset: int, col_offset: int) -> Loc:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    if line == 1:
+        col += col_offset
+    return Loc(file, line + line_offset, col)
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int, col_off: int) -> Diagnostic:
+    def located(line: int, col: int) -> Loc:
+        if line_off or col_off:
+            col = col + col_off if line == 1 else col
+            line += line_off
+        return Loc(file, line, col)
+
     line = getattr(exc, "line", 0) or 0
     col = getattr(exc, "column", 0) or 0
-    if isinstance(exc, UnexpectedEOF) or line <= 0:
+    at_end = isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END")
+    if at_end and isinstance(exc, UnexpectedToken) and getattr(exc.token, "end_line", None):
+        # lark stamps end of input with the last token's start; point just after that token
+        line, col = exc.token.end_line, exc.token.end_column
+    elif isinstance(exc, UnexpectedEOF) or line <= 0:
         line, col = _end_position(text)
-    if line_off or col_off:
-        col = col + col_off if line == 1 else col
-        line += line_off
-    loc = Loc(file, line, col)
+    loc = located(line, col)
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream
+        ch = text[pos] if 0 <= pos < len(text) else "?"
+        if ch in "\"'":
+            bad = _bad_escape(text, pos)
+            if bad is not None:
+                return Diagnostic("E002", f"invalid escape {text[bad:bad + 2]!r} in string",
+                                  located(*_position(text, bad)), hint="strings allow \\\\, \\\", \\', \\n and \\t")
         hint = _char_hint(ch)
         return Diagnostic("E002", f"unexpected character {ch!r}", loc, hint=hint)
+    hint = ""
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         found = "end of input" if tok.type == "$END" else repr(str(tok))
         expected = sorted({_describe(t) for t in _acceptable(exc) if not t.startswith("_")})
-        hint = ""
         if expected:
             shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
             hint = f"expected {shown}"
-        return Diagnostic("E001", f"syntax error: unexpected {found}", loc, hint=hint)
-    return Diagnostic("E001", "syntax error: unexpected end of input", loc)
+    else:
+        found = "end of input"
+    if at_end:
+        opener = _unclosed_bracket(text)
+        if opener is not None:
+            where = located(*_position(text, opener))
+            hint = f"the '{text[opener]}' at line {where.line}, column {where.col} is never closed" \
+                + (f"; {hint}" if hint else "")
+    return Diagnostic("E001", f"syntax error: unexpected {found}", loc, hint=hint)
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``."""
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def _unclosed_bracket(text: str) -> int | None:
+    """Index of the innermost bracket left open at the end of ``text`` (strings and comments skipped)."""
+    stack: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch in "\"'":
+            i += 1
+            while i < n and text[i] not in (ch, "\n"):
+                i += 2 if text[i] == "\\" else 1
+        elif ch in "([{":
+            stack.append(i)
+        elif ch in _CLOSERS and stack and text[stack[-1]] == _CLOSERS[ch]:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _bad_escape(text: str, quote: int) -> int | None:
+    """Index of an invalid escape in the string opened at ``quote`` (None when it is not one)."""
+    i = quote + 1
+    while i < len(text) and text[i] not in (text[quote], "\n"):
+        if text[i] == "\\":
+            if text[i + 1:i + 2] not in ("\\", '"', "'", "n", "t"):
+                return i
+            i += 1
+        i += 1
+    return None
 
 
 def _acceptable(exc: UnexpectedToken) -> set[str]:

@@ -35,7 +35,10 @@ Format (every string that holds code uses the text language's own syntax)::
       - chain: [ {concat: [...]}, relu ]          # a chain of structured elements
 
 Loading is safe: the document is composed into YAML nodes (never constructed into arbitrary
-objects), unknown tags are refused, duplicate keys are errors, and alias expansion is bounded.
+objects), unknown tags are refused, duplicate keys are errors, and alias expansion is bounded:
+the composer stops at the ``nesting`` limit (E152) before PyYAML's recursion gets deep, and the
+composed node graph is measured (size and depth with aliases expanded, memoized, so a billion
+laughs costs a few thousand steps) before anything walks it (E150, E152).
 """
 
 from __future__ import annotations
@@ -48,25 +51,32 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .. import ast as A
+from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
-from .text import MAX_INT_DIGITS, RESERVED_NAMES, parse_text
+from .text import RESERVED_NAMES, int_limit_hint, parse_text
 
-#: Most YAML nodes a document may expand to (aliases count each time they are used).
-MAX_YAML_NODES = 1_000_000
 KEYWORDS = {"concat", "residual", "repeat", "dense", "group", "if", "aux", "let", "chain"}
 _SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+_MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+#: Characters YAML 1.1 (PyYAML) treats as line breaks but archdsl, like YAML 1.2, does not.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 _HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
 _SHAPE = re.compile(r"^\s*[0-9]+(x[0-9]+)+\s*$")
 TOP_KEYS = ("network", "input", "use", "let", "settings", "rules", "blocks", "layers")
 
 
 class _Walker:
-    """Turns composed YAML nodes into AST, with a node budget against alias bombs."""
+    """Turns composed YAML nodes into AST (the document's expanded size is checked before)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.budget = MAX_YAML_NODES
+        # A YAML int needs at most ~3.4 binary digits per decimal one (0b...), plus sign/prefix and
+        # '_' separators: this bounds int() work; the evaluator checks the exact magnitude.
+        self.max_int_digits = limits.current().int_digits
+        self.max_int_chars = 4 * self.max_int_digits + 8
         self.scalars = SafeConstructor()
+        # An aliased scalar is one node however often it is used: parse its text once.
+        self.fragments: dict[tuple[int, str], object] = {}
 
     # ------------------------------------------------------------------ basics
     def loc(self, node: Node) -> Loc:
@@ -75,21 +85,14 @@ class _Walker:
     def fail(self, node: Node, message: str, hint: str = "", code: str = "E004") -> DiagnosticError:
         return DiagnosticError(Diagnostic(code, message, self.loc(node), hint=hint))
 
-    def tick(self, node: Node) -> None:
-        self.budget -= 1
-        if self.budget < 0:
-            raise self.fail(node, f"YAML document expands to more than {MAX_YAML_NODES:,} nodes",
-                            "remove anchors/aliases that multiply content", code="E150")
-
     def scalar(self, node: Node) -> object:
-        self.tick(node)
         if not isinstance(node, ScalarNode):
             raise self.fail(node, f"expected a single value, found a {_kind(node)}")
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "archdsl YAML uses plain values only")
-        if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_DIGITS:
+        if node.tag == "tag:yaml.org,2002:int" and len(node.value) > self.max_int_chars:
             raise self.fail(node, f"integer too large ({len(node.value)} digits)",
-                            f"literals are limited to {MAX_INT_DIGITS} digits", code="E151")
+                            int_limit_hint(self.max_int_digits), code="E151")
         try:
             return self.scalars.construct_object(node)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
@@ -103,9 +106,9 @@ class _Walker:
 
     def mapping(self, node: Node) -> list[tuple[str, Node, Node]]:
         """(key, key node, value node) in order; duplicate and non-string keys are errors."""
-        self.tick(node)
         if not isinstance(node, MappingNode):
             raise self.fail(node, f"expected a mapping, found a {_kind(node)}")
+        self._plain_tag(node, _MAP_TAG)
         seen: dict[str, Node] = {}
         out = []
         for knode, vnode in node.value:
@@ -123,19 +126,31 @@ class _Walker:
         return out
 
     def sequence(self, node: Node) -> list[Node]:
-        self.tick(node)
         if not isinstance(node, SequenceNode):
             raise self.fail(node, f"expected a list, found a {_kind(node)}")
+        self._plain_tag(node, _SEQ_TAG)
         return list(node.value)
+
+    def _plain_tag(self, node: Node, tag: str) -> None:
+        # Composed nodes are never constructed, but a tag such as !!python/object on a mapping or
+        # list would otherwise pass silently; refuse it as scalar tags are refused.
+        if node.tag != tag:
+            raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "archdsl YAML uses plain lists and mappings")
 
     def fragment(self, node: Node, start: str, text: str | None = None) -> object:
         """Parse a scalar's text with the text grammar's ``start`` rule, keeping positions."""
+        key = (id(node), start)
+        if text is None and key in self.fragments:
+            return self.fragments[key]
         src = text if text is not None else self.string(node, "this value")
         quoted = 1 if node.style in ("'", '"') else 0
         if text is None:
             src = _located_source(node, src)
-        return parse_text(src, self.file, start=start, line_offset=node.start_mark.line,
-                          col_offset=node.start_mark.column + quoted)
+        result = parse_text(src, self.file, start=start, line_offset=node.start_mark.line,
+                            col_offset=node.start_mark.column + quoted)
+        if text is None:
+            self.fragments[key] = result
+        return result
 
     # ------------------------------------------------------------------ expressions
     def expr(self, node: Node) -> A.Expr:
@@ -195,9 +210,8 @@ class _Walker:
             return A.InputDecl(tuple(self.expr(n) for n in self.sequence(node)), loc)
         text = self.string(node, "input")
         if _SHAPE.match(text):
-            if any(len(p.strip()) > MAX_INT_DIGITS for p in text.split("x")):
-                raise self.fail(node, "input size too large", f"literals are limited to {MAX_INT_DIGITS} digits",
-                                code="E151")
+            if any(len(p.strip()) > self.max_int_digits + 1 for p in text.split("x")):
+                raise self.fail(node, "input size too large", int_limit_hint(self.max_int_digits), code="E151")
             return A.InputDecl(tuple(A.Num(int(p), loc) for p in text.strip().split("x")), loc)
         value = self.fragment(node, "expr_start")
         if not isinstance(value, A.ListExpr):
@@ -244,10 +258,10 @@ class _Walker:
         return tuple(self.stmt(n) for n in self.sequence(node))
 
     def stmt(self, node: Node) -> A.Stmt:
-        self.tick(node)
         if isinstance(node, ScalarNode):
             return self.fragment(node, "chain_start")
         if isinstance(node, SequenceNode):
+            self._plain_tag(node, _SEQ_TAG)
             raise self.fail(node, "a nested list is not a layer", "label it to make a group: name: [ ... ]")
         entries = self.mapping(node)
         keys = [k for k, _, _ in entries]
@@ -303,7 +317,6 @@ class _Walker:
 
     def element(self, node: Node) -> A.Element:
         """One element: a call string, a labelled thing, or a combinator mapping."""
-        self.tick(node)
         if isinstance(node, ScalarNode):
             return self.fragment(node, "element_start")
         entries = self.mapping(node)
@@ -406,20 +419,122 @@ def _kind(node: Node) -> str:
     return {ScalarNode: "value", SequenceNode: "list", MappingNode: "mapping"}.get(type(node), "node")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing no deeper than the ``nesting`` limit."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.archdsl_file = file
+        self.archdsl_depth = 0
+        self.archdsl_limit = limits.current().nesting
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:
+        """Compose one node, refusing it (E152, at its position) one level beyond the limit."""
+        self.archdsl_depth += 1
+        try:
+            if self.archdsl_depth > self.archdsl_limit:
+                mark = self.peek_event().start_mark
+                raise DiagnosticError(Diagnostic(
+                    "E152", f"YAML nested more than {self.archdsl_limit} levels deep",
+                    Loc(self.archdsl_file, mark.line + 1, mark.column + 1),
+                    hint="simplify the spec, or raise the limit with --limit nesting=N"))
+            return super().compose_node(parent, index)
+        finally:
+            self.archdsl_depth -= 1
+
+
+def _compose(text: str, file: str) -> Node | None:
+    loader = _Loader(text, file)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return node.value
+    return []
+
+
+def check_expansion(root: Node, file: str) -> None:
+    """Size and depth of the document with every alias expanded, without expanding any.
+
+    An iterative, memoized post-order walk over the composed nodes (aliases are shared nodes):
+    E150 at the first node whose expansion exceeds ``yaml_nodes`` or that contains itself, E152 at
+    the first deeper than ``nesting``.
+    """
+    lim = limits.current()
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            entered.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            _check_measure(node, size[key], depth[key], lim, file)
+        elif key not in size:
+            if key in entered:
+                raise _measure_error(node, file, "E150", "YAML alias refers to a node that contains it "
+                                     "(the document would be infinite)", "remove the recursive alias")
+            entered.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in _children(node) if id(k) not in size)
+
+
+def _check_measure(node: Node, size: int, depth: int, lim: limits.Limits, file: str) -> None:
+    if size > lim.yaml_nodes:
+        raise _measure_error(node, file, "E150", f"YAML document expands to more than {lim.yaml_nodes:,} nodes",
+                             "remove anchors/aliases that multiply content, or raise --limit yaml_nodes=N")
+    if depth > lim.nesting:
+        raise _measure_error(node, file, "E152", f"YAML nested more than {lim.nesting} levels deep once "
+                             "aliases are expanded", "simplify the spec, or raise the limit with --limit nesting=N")
+
+
+def _measure_error(node: Node, file: str, code: str, message: str, hint: str) -> DiagnosticError:
+    mark = node.start_mark
+    return DiagnosticError(Diagnostic(code, message, Loc(file, mark.line + 1, mark.column + 1), hint=hint))
+
+
+def _text_loc(text: str, index: int, file: str) -> Loc:
+    """The location of character ``index`` of ``text``."""
+    start = text.rfind("\n", 0, index) + 1
+    return Loc(file, text.count("\n", 0, index) + 1, index - start + 1)
+
+
 def parse_yaml(text: str, file: str) -> A.SpecFile:
     """Parse a YAML spec into the AST."""
+    odd = _LINE_BREAKS.search(text)
+    if odd:
+        # PyYAML would count it as a line break and every later position would be off by a line.
+        raise DiagnosticError(Diagnostic("E003", f"character U+{ord(odd.group()):04X} is not allowed in YAML specs",
+                                         _text_loc(text, odd.start(), file),
+                                         hint="YAML 1.1 reads it as a line break; remove it")) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, file)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not accept (control characters)
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise DiagnosticError(Diagnostic("E003", f"character U+{char:04X} is not allowed in YAML",
+                                         _text_loc(text, exc.position, file),
+                                         hint="YAML allows tabs, newlines and printable characters")) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Loc(file, mark.line + 1, mark.column + 1) if mark else Loc(file, 1, 1)
         raise DiagnosticError(Diagnostic("E003", f"YAML syntax error: {exc.problem or exc.context}", loc)) from None
     except yaml.YAMLError as exc:
         raise DiagnosticError(Diagnostic("E003", f"YAML error: {exc}", Loc(file, 1, 1))) from None
-    except RecursionError:
+    except RecursionError:  # a safety net: the composer stops at the nesting limit first
         raise DiagnosticError(Diagnostic("E152", "YAML nested too deeply", Loc(file, 1, 1))) from None
     if node is None:
         return A.SpecFile(None, None, (), (), (), (), (), file)
+    check_expansion(node, file)
     try:
         return _Walker(file).document(node)
     except RecursionError:

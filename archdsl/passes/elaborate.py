@@ -16,14 +16,16 @@ from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, did_you_mean
 from ..expr import POISON, Value, evaluate, show, type_name
 from ..ir import Graph, ScopeInfo
+from ..limits import Limits
+from ..limits import current as current_limits
 from ..ops import PUBLIC_OPS, ArgError, OpSpec, normalize
 
-#: Limits that keep a hostile spec from exhausting memory; see docs/robustness.md.
-MAX_NODES = 2_000_000
-MAX_REPEAT = 100_000
-MAX_CALL_DEPTH = 64
-
 Env = Mapping[str, Value]
+
+
+class LimitExceeded(DiagnosticError):
+    """The network crossed the ``nodes`` limit: elaboration stops as a whole, since carrying on
+    with the next statement would only cross it again (once per remaining layer)."""
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Elaborator:
     call_stack: list[str] = field(default_factory=list)
     used_blocks: set[str] = field(default_factory=set)
     call_sites: list[tuple[str, Loc]] = field(default_factory=list)
+    #: The limits in force when elaboration started (nodes, repeat, call_depth; docs/robustness.md).
+    limits: Limits = field(default_factory=current_limits)
 
     # ------------------------------------------------------------------ helpers
     def eval(self, expr: A.Expr, env: Env) -> Value:
@@ -81,9 +85,9 @@ class Elaborator:
             first = self.graph.node(self.graph.paths[path])["loc"]
             raise self._fail("E107", f"duplicate name '{path.rsplit('.', 1)[-1]}' (module path '{path}')",
                              loc, path, f"first defined at {first}")
-        if self.graph.g.number_of_nodes() >= MAX_NODES:
-            raise self._fail("E150", f"network expands to more than {MAX_NODES:,} nodes", loc, path,
-                             "reduce repeat counts")
+        if self.graph.g.number_of_nodes() >= self.limits.nodes:
+            raise LimitExceeded(Diagnostic("E150", f"network expands to more than {self.limits.nodes:,} nodes", loc,
+                                           path=path, hint="reduce repeat counts, or raise the limit with --limit nodes=N"))
 
     # ------------------------------------------------------------------ statements
     def body(self, stmts: Sequence[A.Stmt], env: Env, scope: Scope, cur: int) -> int:
@@ -92,6 +96,8 @@ class Elaborator:
         for stmt in stmts:
             try:
                 cur = self.stmt(stmt, env, scope, cur)
+            except LimitExceeded:
+                raise
             except DiagnosticError as exc:
                 self.diags.add(self._with_call_sites(exc.diagnostic))
                 if isinstance(stmt, A.Let):
@@ -197,8 +203,9 @@ class Elaborator:
         if block.name in self.call_stack:
             chain = " -> ".join(self.call_stack[self.call_stack.index(block.name):] + [block.name])
             raise self._fail("E115", f"block '{block.name}' instantiates itself: {chain}", el.loc)
-        if len(self.call_stack) >= MAX_CALL_DEPTH:
-            raise self._fail("E152", f"blocks nested more than {MAX_CALL_DEPTH} deep", el.loc)
+        if len(self.call_stack) >= self.limits.call_depth:
+            raise self._fail("E152", f"blocks nested more than {self.limits.call_depth} deep", el.loc,
+                             hint="raise the limit with --limit call_depth=N")
         bound = self.bind_block(block, el, env)
         if el.inline:
             if el.label is not None or name is not None:
@@ -244,6 +251,8 @@ class Elaborator:
         for chain, benv in self.branches(el.body, dict(env)):
             try:
                 outs.append(self.stmt(chain, benv, scope, cur))
+            except LimitExceeded:
+                raise
             except DiagnosticError as exc:
                 self.diags.add(self._with_call_sites(exc.diagnostic))
         if not outs:
@@ -292,9 +301,12 @@ class Elaborator:
         n, prefix, start = opts["count"], opts["prefix"], opts["start"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise self._fail("E106", f"{what} count must be a non-negative integer, got {show(n)}", el.loc)
-        if n > MAX_REPEAT:
-            raise self._fail("E150", f"{what} count {n:,} exceeds the limit of {MAX_REPEAT:,}", el.loc)
-        if not isinstance(prefix, str) or (prefix and not prefix.isidentifier()):
+        if n > self.limits.repeat:
+            raise self._fail("E150", f"{what} count {n:,} exceeds the limit of {self.limits.repeat:,}", el.loc,
+                             hint="raise the limit with --limit repeat=N")
+        # ASCII only, as labels are: a Unicode look-alike prefix would make module names that
+        # read like others (a Cyrillic letter that looks like 'c')
+        if not isinstance(prefix, str) or (prefix and not (prefix.isascii() and prefix.isidentifier())):
             raise self._fail("E106", f"{what} prefix must be an identifier string, got {show(prefix)}", el.loc)
         if not isinstance(start, int) or isinstance(start, bool) or start < 0:
             raise self._fail("E106", f"{what} start must be a non-negative integer, got {show(start)}", el.loc)

@@ -1,20 +1,27 @@
 """The shape and cost passes: every node's output shape, parameters, MACs and receptive field.
 
 Shapes use PyTorch's exact formulas (see :mod:`archdsl.ops`).  A node whose rule fails gets a
-diagnostic; nodes downstream of it are skipped silently so one mistake is reported once.
+diagnostic; nodes downstream of it are skipped silently so one mistake is reported once.  The
+resource limits on tensor sizes (E153) and parameter memory (E154) are checked here, before any
+backend allocates anything.
 """
 
 from __future__ import annotations
 
 import math
 
+from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticBag
 from ..ir import Graph
 from ..ops import OPS, Costs, ShapeError
 
+#: Bytes per parameter in the memory estimate (float32, PyTorch's default dtype).
+BYTES_PER_PARAM = 4
+
 
 def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
     """Fill ``shape`` on every node reachable from a known input shape."""
+    lim = limits.current()
     for nid in graph.order():
         data = graph.node(nid)
         op = OPS[data["op"]]
@@ -25,10 +32,62 @@ def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
         if not ins or any(s is None for s in ins):
             continue
         try:
-            data["shape"] = tuple(op.shape(data["args"], ins))
+            shape = tuple(op.shape(data["args"], ins))
         except ShapeError as exc:
             diags.add(Diagnostic(exc.code, exc.message, data["loc"], path=_shown_path(data["path"]),
                                  hint=exc.hint))
+            continue
+        problem = size_problem(shape, lim)
+        if problem is not None:
+            # The shape stays unknown, so the layers after it are skipped instead of computed huge.
+            diags.add(Diagnostic("E153", problem[0], data["loc"], path=_shown_path(data["path"]), hint=problem[1]))
+            continue
+        data["shape"] = shape
+
+
+def size_problem(shape: tuple, lim: limits.Limits, what: str = "tensor") -> tuple[str, str] | None:
+    """(message, hint) when a tensor of ``shape`` exceeds the channel or spatial limit (E153)."""
+    if shape[0] > lim.channels:
+        size = f"{what} {_dims(shape)} has {shape[0]:,} channels" if len(shape) > 1 else \
+            f"flat {what} has {shape[0]:,} features"
+        return (f"{size}; the limit is {lim.channels:,}",
+                "reduce the width, or raise the limit with --limit channels=N (it also bounds features)")
+    if len(shape) > 1 and max(shape[1:]) > lim.spatial:
+        return (f"{what} {_dims(shape)} is larger than {lim.spatial:,} in height or width",
+                "reduce the input size or upsampling, or raise the limit with --limit spatial=N")
+    return None
+
+
+def _dims(shape: tuple) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def memory_problem(graph: Graph) -> Diagnostic | None:
+    """E154 when the network's float32 parameters exceed the memory limit, located at the layer
+    holding the most parameters; None when they fit (or no limit is known)."""
+    budget = limits.memory_budget()
+    params = graph.total_params()
+    need = params * BYTES_PER_PARAM
+    if not budget or need <= budget:
+        return None
+    nodes = list(graph.module_nodes()) or list(graph.g.nodes)
+    big = max(nodes, key=lambda n: graph.node(n)["costs"].params)
+    data = graph.node(big)
+    whose = "the limit" if limits.current().memory_bytes else "this machine's memory"
+    return Diagnostic(
+        "E154", f"parameters need {_bytes(need)} ({params:,} float32 values), more than {whose} ({_bytes(budget)})",
+        data["loc"], path=_shown_path(data["path"]),
+        hint=f"this layer alone holds {data['costs'].params:,} parameters; reduce widths, or raise the limit "
+             "with --limit memory_bytes=N")
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes for people: ``3,072 bytes``, ``4.0 TiB``."""
+    if n < 1024:
+        return f"{n:,} bytes"
+    units = ("KiB", "MiB", "GiB", "TiB", "PiB")
+    exp = min(len(units), (n.bit_length() - 1) // 10)
+    return f"{n / 1024**exp:,.1f} {units[exp - 1]}"
 
 
 def _shown_path(path: str) -> str:

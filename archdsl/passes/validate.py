@@ -1,4 +1,4 @@
-"""Structural checks on the IR: cycles and nodes that never reach an output."""
+"""Structural checks on the IR: merges of a tensor with itself, cycles, nodes that never reach an output."""
 
 from __future__ import annotations
 
@@ -7,9 +7,22 @@ import networkx as nx
 from ..diagnostics import Diagnostic, DiagnosticBag
 from ..ir import Graph
 
+#: Why a merge node would take one tensor twice (see Graph.add_node's ``repeated_input``).
+_REPEATED_INPUT = {
+    "add": "residual adds its input to itself: the body and the shortcut both pass it through unchanged",
+    "concat": "concat takes the same tensor twice: two branches (or dense layers) pass their input through "
+              "unchanged",
+}
+
 
 def validate_graph(graph: Graph, diags: DiagnosticBag) -> None:
-    """Report cycles (E120) and unused nodes (W121) in the graph."""
+    """Report merges of a tensor with itself (E117), cycles (E120) and unused nodes (W121)."""
+    # After an error (a duplicate layer name, say) the wiring itself may be its consequence.
+    for data in graph.g.nodes.values() if not diags.has_errors else ():
+        if data.get("repeated_input"):
+            message = _REPEATED_INPUT.get(data["op"], f"{data['op']} takes the same tensor twice")
+            diags.add(Diagnostic("E117", message, data["loc"], path=data["path"],
+                                 hint="an empty body or branch is the identity; put a layer in it"))
     if not nx.is_directed_acyclic_graph(graph.g):
         cycle = nx.find_cycle(graph.g)
         first = graph.node(cycle[0][0])
