@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 class Limits:
     """The configurable limits; names are what ``--limit`` accepts."""
 
-    file_bytes: int = 256 * 1024        # E005: spec file size (zoo max 11 KB; parsing ~14 us/byte)
+    file_bytes: int = 128 * 1024        # E005: spec file size (zoo max 11 KB; YAML parses at ~26 us/byte)
     nesting: int = 200                  # E152: brackets/blocks/expressions in text, YAML levels
     yaml_nodes: int = 1_000_000         # E150: YAML nodes after alias expansion
     repeat: int = 100_000               # E150: one repeat/dense count
-    nodes: int = 50_000                 # E150: IR nodes after expansion (~3 s of check; zoo max 709)
+    nodes: int = 10_000                 # E150: IR nodes after expansion (zoo max 709; compile ~250 us/node)
     int_digits: int = 18                # E151: integer magnitude (10**18), literal length
     channels: int = 1 << 20             # E153: channels (or features) of any tensor
     spatial: int = 1 << 16              # E153: height or width of any tensor

@@ -207,6 +207,15 @@ def test_summary_text(net: Path) -> None:
     assert "ConvBN" in out and "stem.conv" not in out
 
 
+def test_summary_text_never_truncates_cells() -> None:
+    rc, out, _ = run("summary", str(ROOT / "specs" / "inception_v3.arch"))
+    assert rc == 0 and "…" not in out
+    assert "│ avgpool                       │ adaptive_avgpool │ 2048x1x1   │" in out
+    assert "1535x1535 │" in out
+    widths = {len(line) for line in out.splitlines()[1:-1]}
+    assert len(widths) == 1  # every row of the box has the same width
+
+
 def test_summary_markdown(net: Path) -> None:
     rc, out, _ = run("summary", str(net), "--format", "md", "--depth", "1")
     assert rc == 0

@@ -899,9 +899,9 @@ def test_E005_too_large(tmp_path: Path, suffix: str) -> None:
     assert "the limit is 64" in diags[0].message
 
 
-def test_E005_default_limit_is_256_KiB(tmp_path: Path) -> None:
+def test_E005_default_limit_is_128_KiB(tmp_path: Path) -> None:
     path = tmp_path / "huge.arch"
-    path.write_bytes(b"#" * (256 * 1024 + 1))
+    path.write_bytes(b"#" * (128 * 1024 + 1))
     assert triples(analyze(path).diags.sorted()) == [("E005", 1, 1)]
 
 

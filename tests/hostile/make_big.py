@@ -63,8 +63,8 @@ def cases() -> dict[str, BigCase]:
         _one("huge_int_5000_digits.arch", HEAD + "conv2d(" + "7" * 5000 + ", 3)\n", "E151 3:8"),
         _one("huge_int_5000_digits.yaml", YAML_HEAD + "let:\n  - w: " + "7" * 5000 + "\nlayers: [relu]\n",
              "E151 4:8"),
-        # the error 200 KB into one line: the diagnostic shows a window around the column
-        _one("long_line.arch", HEAD + "conv2d(4, 3)" + " " * 200_000 + "$\n", f"E002 3:{13 + 200_000}"),
+        # the error 100 KB into one line: the diagnostic shows a window around the column
+        _one("long_line.arch", HEAD + "conv2d(4, 3)" + " " * 100_000 + "$\n", f"E002 3:{13 + 100_000}"),
         _one("too_big.arch", HEAD + "# padding\n" * 500_000, "E005 1:1"),
         _one("too_big.yaml", YAML_HEAD + "# padding\n" * 500_000, "E005 1:1"),
     ])
