@@ -1116,7 +1116,8 @@ class Generator:
     def _method_names(self) -> set[str]:
         """Every name the rendered methods (forward, bottleneck) of every class refer to."""
         out: set[str] = set()
-        for inst in [*self.instances.values(), self.root]:
+        # instances of one variant share their structure, names included (shape_key keeps them)
+        for inst in [*(v.instances[0] for v in self.variant_order), self.root]:
             for m in inst.methods:
                 for s in m.body:
                     out.update(e.id for x in _stmt_exprs(s) for e in walk(x) if isinstance(e, Name))
