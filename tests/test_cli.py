@@ -10,12 +10,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_support import run
 
-from archdsl.cli import main
 from archdsl.frontend.loader import load_spec_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,16 +52,6 @@ FC = 16 * 10 + 10
 PARAMS = STEM + MIXED + LAYER0 + LAYER1 + FC
 MACS = (16 * 32 * 32 * 27 + 8 * 32 * 32 * 16 * 2 + 8 * 32 * 32 * 72 + 16 * 16 * 16 * 144 + 16 * 16 * 16 * 16
         + 16 * 16 * 16 * 144 + 160)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

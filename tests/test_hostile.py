@@ -9,16 +9,14 @@ generates the big ones (5000-deep nesting, a megabyte line, files over the size 
 
 from __future__ import annotations
 
-import io
 import re
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_support import run
 
-from archdsl.cli import main
 from archdsl.diagnostics import DiagnosticError
 from archdsl.frontend.loader import is_yaml, load_spec_file
 
@@ -76,17 +74,6 @@ def expectation(spec: Path) -> Expect:
     m = EXPECT_LINE.match(head)
     assert m, f"{spec.name}: first line must be '# expect: CODE LINE:COL' (or list the file in EXPECTED.txt)"
     return _parse_expect(spec, m.group(1).decode("ascii"))
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """``archdsl ARGV`` in process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:  # argparse
-            rc = exc.code if isinstance(exc.code, int) else 2
-    return rc, out.getvalue(), err.getvalue()
 
 
 def shown_lines(path: Path) -> list[str]:

@@ -8,19 +8,18 @@ Limits are set small (``limits.scoped``) so every case is fast.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import textwrap
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_support import run
 
 from archdsl import limits
-from archdsl.cli import build_parser, main
+from archdsl.cli import build_parser
 from archdsl.diagnostics import Diagnostic, DiagnosticError, Loc
 from archdsl.frontend.loader import decode_spec_bytes
 from archdsl.pipeline import analyze
@@ -48,16 +47,6 @@ def check(path: Path, **lims: int) -> list[tuple[str, int, int]]:
 def diags(path: Path, **lims: int) -> list[Diagnostic]:
     with limits.scoped(lims):
         return [d for d in analyze(path).diags.sorted() if d.is_error]
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 # ---------------------------------------------------------------------------------------- each limit

@@ -3,15 +3,13 @@ inline suppression, and `archdsl rules`."""
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_support import run
 
-from archdsl.cli import main
 from archdsl.diagnostics import Diagnostic
 from archdsl.pipeline import analyze
 from archdsl.rules import RuleRequest, all_rules, lint
@@ -42,16 +40,6 @@ def codes(path: Path, request: RuleRequest = NO_PYPROJECT) -> list[tuple[str, in
 
 def base(tmp_path: Path, rules: str = "", c1: str = "", c2: str = "", name: str = "t.arch") -> Path:
     return write(tmp_path, BASE.format(rules=rules, c1=c1, c2=c2), name)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 def test_baseline(tmp_path: Path) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_support import run
 
-from archdsl.cli import main
 from archdsl.diagnostics import Diagnostic
 from archdsl.pipeline import analyze
 from archdsl.rules import RuleRequest, lint
@@ -19,16 +17,6 @@ from archdsl.transforms.factorize import Kinds, TransformError, match, parse_gri
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_PYPROJECT = RuleRequest(use_pyproject=False)
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            rc = main(list(argv))
-        except SystemExit as exc:
-            rc = exc.code
-    return rc, out.getvalue(), err.getvalue()
 
 
 def write(tmp_path: Path, text: str, name: str = "t.arch") -> Path:
