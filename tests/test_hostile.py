@@ -4,7 +4,7 @@ expected, located diagnostic, never a traceback, and leaves no output file behin
 Each corpus file states its primary (first) error on its first line, ``# expect: CODE LINE:COL``
 (``CODE FILE:LINE:COL`` when the error is in a file it imports); files that cannot hold a comment
 (empty, binary) are listed in ``tests/hostile/EXPECTED.txt``.  ``tests/hostile/make_big.py``
-generates the big ones (5000-deep nesting, a megabyte line, files over the size limit) at test time.
+generates the big ones (5000-deep nesting, a 100 KB line, files over the size limit) at test time.
 """
 
 from __future__ import annotations
