@@ -6,6 +6,7 @@ YAML compares equal to the original.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -315,3 +316,30 @@ class SpecFile:
     body: tuple[Stmt, ...]
     file: str = field(default="<string>", compare=False)
     rules: tuple[Arg, ...] = ()
+
+
+def element_bodies(el: Element) -> list[tuple[Stmt, ...]]:
+    """The statement sequences nested directly in ``el`` (a residual: its body, then its shortcut's)."""
+    if isinstance(el, (Group, Concat, Repeat, Dense)):
+        return [el.body]
+    if isinstance(el, Residual):
+        return [el.body] + ([el.shortcut.body] if el.shortcut is not None else [])
+    return []
+
+
+def iter_elements(stmts: tuple[Stmt, ...] | list[Stmt]) -> Iterator[Element]:
+    """Every element in ``stmts`` and nested in them (both arms of an ``if``, aux heads), in source
+    order; iterative, so nesting depth costs no Python stack."""
+    stack: list[Stmt | Element] = list(reversed(stmts))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Chain):
+            stack.extend(reversed(node.elements))
+        elif isinstance(node, If):
+            stack.extend(reversed((*node.then, *(node.orelse or ()))))
+        elif isinstance(node, Aux):
+            stack.append(node.element)
+        elif not isinstance(node, Let):
+            yield node
+            for body in reversed(element_bodies(node)):
+                stack.extend(reversed(body))

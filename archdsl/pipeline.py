@@ -165,29 +165,9 @@ def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag
 
 
 def _called_names(spec: A.SpecFile) -> set[str]:
-    """Names of every op or block called anywhere in the spec's body and blocks (AST walk, no recursion)."""
-    names: set[str] = set()
-    stack: list[object] = list(spec.body)
-    for block in spec.blocks:
-        stack.extend(block.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, A.Call):
-            names.add(node.name)
-        elif isinstance(node, A.Chain):
-            stack.extend(node.elements)
-        elif isinstance(node, A.If):
-            stack.extend(node.then)
-            stack.extend(node.orelse or ())
-        elif isinstance(node, A.Aux):
-            stack.append(node.element)
-        elif isinstance(node, A.Residual):
-            stack.extend(node.body)
-            if node.shortcut is not None:
-                stack.extend(node.shortcut.body)
-        elif isinstance(node, (A.Group, A.Concat, A.Repeat, A.Dense)):
-            stack.extend(node.body)
-    return names
+    """Names of every op or block called anywhere in the spec's body and blocks."""
+    stmts = [*spec.body, *(st for block in spec.blocks for st in block.body)]
+    return {el.name for el in A.iter_elements(stmts) if isinstance(el, A.Call)}
 
 
 def _check_params(params: tuple[A.Param, ...], what: str, diags: DiagnosticBag) -> None:

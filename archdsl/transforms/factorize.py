@@ -97,35 +97,13 @@ class CallInfo:
     file: str
 
 
-def _walk_stmts(stmts: Iterable[A.Stmt]) -> Iterable[A.Element]:
-    for st in stmts:
-        if isinstance(st, A.Chain):
-            for el in st.elements:
-                yield from _walk_element(el)
-        elif isinstance(st, A.If):
-            yield from _walk_stmts(st.then)
-            yield from _walk_stmts(st.orelse or ())
-        elif isinstance(st, A.Aux):
-            yield from _walk_element(st.element)
-
-
-def _walk_element(el: A.Element) -> Iterable[A.Element]:
-    yield el
-    if isinstance(el, (A.Group, A.Concat, A.Repeat, A.Dense)):
-        yield from _walk_stmts(el.body)
-    elif isinstance(el, A.Residual):
-        yield from _walk_stmts(el.body)
-        if el.shortcut is not None:
-            yield from _walk_stmts(el.shortcut.body)
-
-
 def _index_calls(spec: A.SpecFile, blocks: dict[str, Any]) -> dict[Loc, CallInfo]:
     out: dict[Loc, CallInfo] = {}
-    for el in _walk_stmts(spec.body):
+    for el in A.iter_elements(spec.body):
         if isinstance(el, A.Call):
             out[el.loc] = CallInfo(el, None, el.loc.file)
     for name, bdef in blocks.items():
-        for el in _walk_stmts(bdef.block.body):
+        for el in A.iter_elements(bdef.block.body):
             if isinstance(el, A.Call):
                 out.setdefault(el.loc, CallInfo(el, name, el.loc.file))
     return out
@@ -584,7 +562,7 @@ def _unit_after(site_loc: Loc, body: Sequence[A.Stmt]) -> list[A.Call]:
                             else:
                                 break
                         return out
-                    for sub in _bodies(el):
+                    for sub in A.element_bodies(el):
                         got = collect(sub, not isinstance(el, A.Concat))
                         if got is not None:
                             return got
@@ -594,21 +572,13 @@ def _unit_after(site_loc: Loc, body: Sequence[A.Stmt]) -> list[A.Call]:
                     if got is not None:
                         return got
             elif isinstance(st, A.Aux):
-                for sub in _bodies(st.element):
+                for sub in A.element_bodies(st.element):
                     got = collect(sub)
                     if got is not None:
                         return got
         return None
 
     return collect(body) or []
-
-
-def _bodies(el: A.Element) -> list[Sequence[A.Stmt]]:
-    if isinstance(el, (A.Group, A.Concat, A.Repeat, A.Dense)):
-        return [el.body]
-    if isinstance(el, A.Residual):
-        return [el.body] + ([el.shortcut.body] if el.shortcut is not None else [])
-    return []
 
 
 def _rewrite_body(stmts: Sequence[A.Stmt], repl: dict[Loc, list[A.Call]], retarget: dict[Loc, str]) -> tuple:
@@ -647,7 +617,7 @@ def _rewrite_el(el: A.Element, repl: dict[Loc, list[A.Call]], retarget: dict[Loc
 
 
 def _labels_in(stmts: Sequence[A.Stmt]) -> set[str]:
-    return {el.label for el in _walk_stmts(stmts) if getattr(el, "label", None)}
+    return {el.label for el in A.iter_elements(stmts) if getattr(el, "label", None)}
 
 
 def _factor_labels(label: str | None, n: int, taken: set[str]) -> list[str | None]:
