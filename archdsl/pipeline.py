@@ -70,7 +70,7 @@ def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = Non
     ``check --select/--ignore`` asked) runs them after the shape and cost passes when the spec has
     no errors.
     """
-    with _gc_paused(), limits.recursion_headroom():
+    with gc_paused(), limits.recursion_headroom():
         res = _analyze(path, overrides, input_shape, search_paths)
         if rules is not None and rules is not False:
             from .rules import run_rules
@@ -80,9 +80,13 @@ def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = Non
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # Parsing allocates millions of small, acyclic objects; the cyclic collector's repeated full
-    # scans over them made large specs superlinear.  Reference counting still frees everything.
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around work that allocates many acyclic objects.
+
+    Parsing and analysis allocate millions of small, acyclic objects, code generation tens of
+    thousands, building a network hundreds of modules; the collector's repeated scans over them
+    made large specs superlinear and, left running, promote them to the old generations, bringing
+    on full collections of the whole heap.  Reference counting still frees everything."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

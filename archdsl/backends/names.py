@@ -13,6 +13,8 @@ import builtins
 import keyword
 import re
 
+from ..ops import SUPPORT
+
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: Every attribute of a fresh ``torch.nn.Module`` (torch 2.x); a child module cannot use these
@@ -58,7 +60,7 @@ GLOBALS = frozenset({
     "torch", "nn", "F", "Tensor", "OrderedDict", "NamedTuple", "checkpoint", "loss_fn",
     "init_weights", "LABEL_SMOOTHING", "AUX_WEIGHTS", "INPUT_SHAPE", "SPEC", "NETWORK",
     "BN_FOLDED",
-})
+}) | frozenset(SUPPORT)  # and the helper definitions ops may need (LayerNorm2d, stochastic_depth...)
 
 #: Local names the generated methods and functions always use (``forward(self, x)``,
 #: ``loss_fn(outputs, target)``...); a module-level class must not be named like one of them.

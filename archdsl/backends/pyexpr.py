@@ -50,21 +50,21 @@ def literal(value: Any) -> str:
 # ------------------------------------------------------------------------------------ expressions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Name:
     """A validated identifier (the caller guarantees it)."""
 
     id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lit:
     """A literal value."""
 
     value: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Hole:
     """A literal that may become a constructor parameter when it varies between block instances."""
 
@@ -73,7 +73,7 @@ class Hole:
     resolved: Expr | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attr:
     """``value.attr`` with ``attr`` a validated identifier."""
 
@@ -81,7 +81,7 @@ class Attr:
     attr: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sub:
     """``value[index]``."""
 
@@ -89,7 +89,7 @@ class Sub:
     index: Expr
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """``func(args..., kw=value...)``."""
 
@@ -98,28 +98,28 @@ class Call:
     kwargs: list[tuple[str, Expr]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ListE:
     """``[a, b, ...]``."""
 
     items: list[Expr]
 
 
-@dataclass
+@dataclass(slots=True)
 class TupleE:
     """``(a, b, ...)``."""
 
     items: list[Expr]
 
 
-@dataclass
+@dataclass(slots=True)
 class DictE:
     """``{k: v, ...}``."""
 
     items: list[tuple[Expr, Expr]]
 
 
-@dataclass
+@dataclass(slots=True)
 class BinOp:
     """``left op right`` (no nesting that would need parentheses)."""
 
@@ -128,14 +128,14 @@ class BinOp:
     right: Expr
 
 
-@dataclass
+@dataclass(slots=True)
 class Starred:
     """``*value`` (in a call)."""
 
     value: Expr
 
 
-@dataclass
+@dataclass(slots=True)
 class ChildClass:
     """Placeholder for a nested block's constructor call, resolved once its class is known."""
 
@@ -148,6 +148,21 @@ Expr = Name | Lit | Hole | Attr | Sub | Call | ListE | TupleE | DictE | BinOp | 
 
 def flat(e: Expr) -> str:
     """The expression on one line."""
+    t = type(e)  # the common node types first, by identity (a hot path of rendering)
+    if t is Name:
+        return e.id
+    if t is Attr:
+        return f"{flat(e.value)}.{e.attr}"
+    if t is Hole:
+        return flat(e.resolved) if e.resolved is not None else literal(e.value)
+    if t is Call:
+        return f"{flat(e.func)}({', '.join(_items(e))})"
+    if t is Lit:
+        return literal(e.value)
+    return _flat(e)
+
+
+def _flat(e: Expr) -> str:
     if isinstance(e, Name):
         return e.id
     if isinstance(e, Lit):

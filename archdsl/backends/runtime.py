@@ -23,7 +23,9 @@ from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, Sourc
 from ..ir import Graph
 from ..passes.settings import training_settings
 from ..passes.shapes import memory_problem
-from .codegen import CodegenError, check_source, generate
+from ..pipeline import gc_paused
+from .codegen import CodegenError, generate
+from .codegen.errors import check_source_imports
 
 SpecLike = "str | os.PathLike | LoadedSpec"
 
@@ -82,13 +84,14 @@ class LoadedSpec:
             raise BuildError([too_big], self.sources, f"{self.path}: not built")
         module = self.module(fold_bn=fold_bn)
         cls = module.__dict__[module.ARCHDSL_NET]
-        if memory_efficient:
-            if "memory_efficient" not in _init_params(cls):
-                raise BuildError([Diagnostic("E334", "memory_efficient needs DenseNet-style dense layers "
-                                             "(concat -> batchnorm -> relu -> 1x1 conv)", Loc(self.path, 1, 1))],
-                                 self.sources)
-            return cls(memory_efficient=True)
-        return cls()
+        if memory_efficient and "memory_efficient" not in _init_params(cls):
+            raise BuildError([Diagnostic("E334", "memory_efficient needs DenseNet-style dense layers "
+                                         "(concat -> batchnorm -> relu -> 1x1 conv)", Loc(self.path, 1, 1))],
+                             self.sources)
+        # Constructing hundreds of modules allocates many container objects; the cyclic collector's
+        # passes over them are wasted (a fresh module tree is garbage-free), as in the analysis.
+        with gc_paused():
+            return cls(memory_efficient=True) if memory_efficient else cls()
 
 
 def _init_params(cls) -> set[str]:
@@ -188,19 +191,23 @@ def build(spec: Any, *, fold_bn: bool = False, memory_efficient: bool = False, *
 
 
 def load_module(source: str, spec_path: str = "<spec>", name: str = "model") -> types.ModuleType:
-    """Execute generated ``source`` as a module (validated with ``ast.parse`` first)."""
-    try:
-        tree = check_source(source, spec_path)
-    except CodegenError as exc:
-        raise BuildError(exc.diagnostics) from None
-    _check_generated(tree)
+    """Execute generated ``source`` as a module (validated with ``ast.parse`` first).
+
+    The module of an identical source executed before is returned as it is (it passed the same
+    checks then)."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "model"
     modname = f"archdsl_generated_{safe}_{digest}"
-    filename = f"<archdsl {Path(spec_path).name} {digest}>"
     existing = sys.modules.get(modname)
     if existing is not None and getattr(existing, "__archdsl_source__", None) == source:
         return existing
+    try:
+        tree, bad = check_source_imports(source, spec_path, _ALLOWED_IMPORTS)
+    except CodegenError as exc:
+        raise BuildError(exc.diagnostics) from None
+    if bad:
+        raise BuildError([Diagnostic("E399", f"generated code imports {bad[0]!r}", Loc("<generated>", 1, 1))])
+    filename = f"<archdsl {Path(spec_path).name} {digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     code = compile(tree, filename, "exec")
     module = types.ModuleType(modname, f"Generated from {spec_path} by archdsl.")
@@ -219,18 +226,8 @@ def _network_class(tree: ast.Module) -> str:
     return classes[-1]
 
 
-def _check_generated(tree: ast.Module) -> None:
-    """Defence in depth: generated code imports only torch and the standard library."""
-    allowed = {"torch", "torch.nn.functional", "collections", "typing", "torch.utils.checkpoint"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            bad = [a.name for a in node.names if a.name not in allowed]
-        elif isinstance(node, ast.ImportFrom):
-            bad = [node.module] if node.module not in allowed else []
-        else:
-            continue
-        if bad:
-            raise BuildError([Diagnostic("E399", f"generated code imports {bad[0]!r}", Loc("<generated>", 1, 1))])
+#: Defence in depth: generated code imports only torch and the standard library.
+_ALLOWED_IMPORTS = frozenset({"torch", "torch.nn.functional", "collections", "typing", "torch.utils.checkpoint"})
 
 
 def generated_module(model) -> types.ModuleType:

@@ -730,11 +730,11 @@ def factorize(res, kinds: Kinds, grid: tuple[int, int]) -> tuple[A.SpecFile, lis
 
 def elaborate(spec: A.SpecFile, file: str, overrides: dict, search_paths: tuple[str, ...]):
     """Analyse an AST as if it were the file ``file`` (imports resolve relative to it)."""
-    from ..pipeline import Analysis, _gc_paused, _run
+    from ..pipeline import Analysis, _run, gc_paused
 
     res = Analysis(file)
     res.spec = spec
-    with _gc_paused():
+    with gc_paused():
         try:
             _run(res, dict(overrides), None, search_paths)
         except DiagnosticError as exc:
