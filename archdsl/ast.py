@@ -6,11 +6,26 @@ YAML compares equal to the original.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
 from .diagnostics import NOWHERE, Loc
+
+#: A label written in backticks: any identifier, keywords included, and hyphens after the first
+#: character (torchvision's RegNet names its blocks ``block1-0``); PyTorch accepts any module name
+#: without a '.', and generated code reaches such names through ``getattr`` / ``add_module``.
+ESCAPED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+#: Words that are keywords somewhere in the text language or YAML structure keys.  They cannot name
+#: a ``let`` binding or a loop variable; a label or shortcut name that is one is written in
+#: backticks (`` `repeat`: ... ``), so every spec converts either way.
+RESERVED_NAMES = frozenset({
+    "network", "input", "use", "let", "block", "loss", "init", "if", "else", "then", "as", "aux", "inline",
+    "concat", "residual", "shortcut", "repeat", "dense", "true", "false", "none", "or", "and", "not",
+    "group", "chain", "rules", "gate",
+})
 
 
 def _loc() -> Loc:
@@ -196,6 +211,16 @@ class Residual:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """``gate { body }``: the input multiplied by the body's output (broadcast), as in
+    squeeze-and-excitation (a C x 1 x 1 body) or spatial attention (1 x H x W)."""
+
+    body: tuple[Stmt, ...]
+    label: str | None = None
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
 class Repeat:
     """``repeat(n, prefix=, start=) as i { body }``."""
 
@@ -217,7 +242,7 @@ class Dense:
     loc: Loc = _loc()
 
 
-Element = Union[Call, Group, Concat, Residual, Repeat, Dense]
+Element = Union[Call, Group, Concat, Residual, Gate, Repeat, Dense]
 
 
 @dataclass(frozen=True)
@@ -320,7 +345,7 @@ class SpecFile:
 
 def element_bodies(el: Element) -> list[tuple[Stmt, ...]]:
     """The statement sequences nested directly in ``el`` (a residual: its body, then its shortcut's)."""
-    if isinstance(el, (Group, Concat, Repeat, Dense)):
+    if isinstance(el, (Group, Concat, Gate, Repeat, Dense)):
         return [el.body]
     if isinstance(el, Residual):
         return [el.body] + ([el.shortcut.body] if el.shortcut is not None else [])

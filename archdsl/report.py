@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from .ir import Graph
-from .ops import fmt_shape
+from .ops import channels_last, fmt_shape
 from .passes.shapes import activations
 
 
@@ -26,8 +26,8 @@ class Row:
     line: int
 
     def to_json(self) -> dict:
-        """The row as a JSON object."""
-        return {
+        """The row as a JSON object (``layout`` only for a channels-last tensor, whose shape is H, W, C)."""
+        row = {
             "path": self.path,
             "op": self.op,
             "shape": list(self.shape) if self.shape else None,
@@ -38,6 +38,9 @@ class Row:
             "stride": list(self.rf[2:]) if self.rf else None,
             "line": self.line,
         }
+        if channels_last(self.shape):
+            row["layout"] = "channels-last"
+        return row
 
 
 def _depth_key(path: str, depth: int | None) -> str:

@@ -143,6 +143,9 @@ def op_text(op: str, args: Mapping[str, Any]) -> str:
         return "dense concat" if args.get("dense") else "concat"
     if op == "add":
         return "+"
+    spec = OPS.get(op)
+    if spec is not None and spec.text is not None:
+        return spec.text(args)
     return op
 
 
@@ -324,7 +327,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
                 text = "output" if name == "main" else f"{name} output"
         else:
             text = op_text(op, args)
-        lines: list[tuple[str, str]] = [("b" if op not in ("add",) else "", text)]
+        lines: list[tuple[str, str]] = [("b" if op not in ("add", "mul") else "", text)]
         local = d["label"]
         if local and local != op and op not in ("input", "output"):
             lines.append(("s", str(local)))
@@ -336,7 +339,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         if node_finds:
             lines.append(("r", " ".join(sorted({f.code for f in node_finds}))))
         attrs: dict[str, str] = {"id": f"n{nid}", "label": _html_label(lines)}
-        keys = ["dense" if args.get("dense") else "concat"] if op == "concat" else [op] if op == "add" else \
+        keys = ["dense" if args.get("dense") else "concat"] if op == "concat" else [op] if op in ("add", "mul") else \
             [] if fam == "io" else [fam]
         if aux:
             keys.append("aux")
@@ -347,7 +350,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             attrs.update(shape="invtrapezium", style="filled", fillcolor=FAMILY_COLORS["merge"])
             if args.get("dense"):
                 attrs["peripheries"] = "2"
-        elif op == "add":
+        elif op in ("add", "mul"):
             attrs.update(shape="circle", style="filled", fillcolor=FAMILY_COLORS["merge"], width="0.3",
                          height="0.3", fixedsize="true", fontsize="14")
             if len(lines) > 1:  # annotations do not fit in the circle
@@ -376,7 +379,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "findings": [f"{f.code}: {f.message}" for f in node_finds],
             "aux": aux,
         }
-        if op in ("concat", "add"):
+        if op in ("concat", "add", "mul"):
             info["inputs"] = " + ".join(fmt_shape(g.nodes[u]["shape"]) for u in graph.inputs(nid))
         attrs["tooltip"] = _tooltip(info)
         nodes.append({"id": f"n{nid}", "nid": nid, "scopes": [scope_ids[c] for c in owner[nid] if members[c]],
@@ -515,7 +518,7 @@ def _title(graph: Graph) -> str:
 
 
 LEGEND_ORDER = ("conv", "norm", "activation", "pool", "reshape", "linear", "regularize", "misc", "concat", "dense",
-                "add", "block", "aux", "finding")
+                "add", "mul", "block", "aux", "finding")
 
 
 def _legend_cell(key: str) -> str:
@@ -526,6 +529,7 @@ def _legend_cell(key: str) -> str:
         "concat": f'<TD BGCOLOR="{merge}" BORDER="1">concat \u25bd</TD>',
         "dense": f'<TD BGCOLOR="{merge}" BORDER="1">dense concat (double border)</TD>',
         "add": f'<TD BGCOLOR="{merge}" BORDER="1">add (+)</TD>',
+        "mul": f'<TD BGCOLOR="{merge}" BORDER="1">gate (\u00d7)</TD>',
         "block": f'<TD BGCOLOR="{BLOCK_FILL}" BORDER="1" COLOR="{BLOCK_BORDER}"><B>collapsed block</B></TD>',
         "aux": f'<TD BORDER="1" COLOR="{AUX_COLOR}"><FONT COLOR="{AUX_COLOR}">aux head (training only)</FONT></TD>',
         "finding": f'<TD BORDER="1" COLOR="{FINDING_COLOR}"><FONT COLOR="{FINDING_COLOR}"><B>rule finding</B>'

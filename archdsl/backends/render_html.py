@@ -77,7 +77,7 @@ def build_html(model: Model, opened: set[str], direction: str, svg: str) -> str:
     order = {s["id"]: i for i, s in enumerate(model.scopes)}
     state = {"open": sorted(opened, key=lambda sid: order.get(sid, -1)), "direction": direction}
     title = html.escape(model.name)
-    n_layers = sum(1 for n in model.nodes if n["info"]["op"] not in ("input", "output", "concat", "add"))
+    n_layers = sum(1 for n in model.nodes if n["info"]["op"] not in ("input", "output", "concat", "add", "mul"))
     params = sum(n["info"]["params"] for n in model.nodes)
     stats = html.escape(f"{n_layers} layers · {fmt_count(params)} params · {len(model.scopes)} blocks and groups")
     return f"""<!DOCTYPE html>

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from .. import ast as A
+from ..ast import RESERVED_NAMES
 
 _PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4,
          "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
@@ -137,7 +138,7 @@ class _TextPrinter:
             self.element(el, depth, "-> " if i else "")
 
     def element(self, el: A.Element, depth: int, prefix: str) -> None:
-        lab = f"{el.label}: " if el.label else ""
+        lab = f"{label_text(el.label)}: " if el.label else ""
         head = prefix + lab
         if isinstance(el, A.Call):
             self.emit(depth, head + call(el))
@@ -150,9 +151,11 @@ class _TextPrinter:
             self.block(depth, head + f"residual{a} {{", el.body, close=el.shortcut is None)
             if el.shortcut is not None:
                 sc = el.shortcut
-                name = f" {sc.name}" if sc.name else ""
+                name = f" {label_text(sc.name)}" if sc.name else ""
                 cond = f" if {expr(sc.cond)}" if sc.cond is not None else ""
                 self.block(depth, f"}} shortcut{name}{cond} {{", sc.body)
+        elif isinstance(el, A.Gate):
+            self.block(depth, head + "gate {", el.body)
         elif isinstance(el, (A.Repeat, A.Dense)):
             kw = "repeat" if isinstance(el, A.Repeat) else "dense"
             var = f" as {el.var}" if el.var else ""
@@ -165,8 +168,14 @@ class _TextPrinter:
             self.emit(depth, "}")
 
 
+def label_text(name: str) -> str:
+    """A label as source text: in backticks when it is a reserved word or not an identifier
+    (`` `repeat` ``, `` `block1-0` ``)."""
+    return f"`{name}`" if name in RESERVED_NAMES or not name.isidentifier() else name
+
+
 def _labelled(c: A.Call) -> str:
-    return (f"{c.label}: " if c.label else "") + call(c)
+    return (f"{label_text(c.label)}: " if c.label else "") + call(c)
 
 
 _SHAPE_OK = re.compile(r"^[0-9]+$")
@@ -246,12 +255,14 @@ def _yaml_stmt(st: A.Stmt) -> object:
 
 def _yaml_element(el: A.Element) -> object:
     if isinstance(el, A.Call):
-        return {el.label: call(el)} if el.label else call(el)
+        return {label_text(el.label): call(el)} if el.label else call(el)
     if isinstance(el, A.Group):
         inner: object = _yaml_body(el.body)
-        return {el.label: inner} if el.label else {"group": inner}
+        return {label_text(el.label): inner} if el.label else {"group": inner}
     if isinstance(el, A.Concat):
         inner = {"concat": _yaml_body(el.body)}
+    elif isinstance(el, A.Gate):
+        inner = {"gate": _yaml_body(el.body)}
     elif isinstance(el, A.Residual):
         inner = {"residual": _yaml_body(el.body)}
         if el.args:
@@ -259,7 +270,7 @@ def _yaml_element(el: A.Element) -> object:
         if el.shortcut is not None:
             sc: dict = {}
             if el.shortcut.name:
-                sc["name"] = el.shortcut.name
+                sc["name"] = label_text(el.shortcut.name)
             if el.shortcut.cond is not None:
                 sc["if"] = expr(el.shortcut.cond)
             sc["body"] = _yaml_body(el.shortcut.body)
@@ -270,7 +281,7 @@ def _yaml_element(el: A.Element) -> object:
         if el.var:
             inner["as"] = el.var
         inner["body"] = _yaml_body(el.body)
-    return {el.label: inner} if el.label else inner
+    return {label_text(el.label): inner} if el.label else inner
 
 
 def to_yaml_data(spec: A.SpecFile) -> dict:

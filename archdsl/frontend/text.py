@@ -21,17 +21,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .. import ast as A
 from .. import limits
+from ..ast import RESERVED_NAMES
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
 
 START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start")
-
-#: Words that are keywords somewhere in the text language or YAML structure keys; they cannot name
-#: a layer, a ``let`` binding, a loop variable or a shortcut, so every spec converts either way.
-RESERVED_NAMES = frozenset({
-    "network", "input", "use", "let", "block", "loss", "init", "if", "else", "then", "as", "aux", "inline",
-    "concat", "residual", "shortcut", "repeat", "dense", "true", "false", "none", "or", "and", "not",
-    "group", "chain", "rules",
-})
 
 _TOKEN_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
@@ -94,11 +87,14 @@ class _Builder(Transformer):
         return node
 
     def _name(self, tok: Token, what: str) -> str:
-        """A user-chosen name; reserved words are refused so both front ends accept the same names."""
+        """A user-chosen name; reserved words are refused so both front ends accept the same names,
+        unless written in backticks (`` `repeat` ``), the escape for labels that are keywords."""
         name = str(tok)
+        if tok.type == "QNAME":
+            return name[1:-1]
         if name in RESERVED_NAMES:
             raise DiagnosticError(Diagnostic("E001", f"'{name}' is a reserved word and cannot be {what}",
-                                             self._loc(tok), hint="choose another name"))
+                                             self._loc(tok), hint=_reserved_hint(name, what)))
         return name
 
     def _int(self, tok: Token) -> int:
@@ -206,6 +202,9 @@ class _Builder(Transformer):
             return atom
         return _with_label(atom, self._name(label, "a label"))
 
+    def label(self, children: list) -> Token:
+        return children[0]
+
     def call(self, children: list) -> A.Call:
         inline, name, args = children
         return A.Call(str(name), args or (), None, self._loc(name), inline is not None)
@@ -237,6 +236,10 @@ class _Builder(Transformer):
         kw, name, _if, cond, body = children
         return A.Shortcut(self._name(name, "a shortcut name") if name is not None else None, cond, body,
                           self._loc(kw))
+
+    def gate(self, children: list) -> A.Gate:
+        kw, body = children
+        return A.Gate(body, None, self._loc(kw))
 
     def repeat(self, children: list) -> A.Repeat:
         kw, args, var, body = children
@@ -432,6 +435,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int
         if expected:
             shown = ", ".join(expected[:8]) + (", ..." if len(expected) > 8 else "")
             hint = f"expected {shown}"
+        keyword = _keyword_label(exc, text)
+        if keyword:
+            hint = _reserved_hint(keyword, "a label")
     else:
         found = "end of input"
     if at_end:
@@ -441,6 +447,24 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int
             hint = f"the '{text[opener]}' at line {where.line}, column {where.col} is never closed" \
                 + (f"; {hint}" if hint else "")
     return Diagnostic("E001", f"syntax error: unexpected {found}", loc, hint=hint)
+
+
+_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\Z")
+
+
+def _keyword_label(exc: UnexpectedToken, text: str) -> str | None:
+    """The keyword in ``repeat: ...`` when the parser stopped at its ':' (a keyword used as a label)."""
+    if exc.token.type != "COLON" or getattr(exc.token, "start_pos", None) is None:
+        return None
+    m = _WORD_BEFORE.search(text, 0, exc.token.start_pos)
+    return m.group(1) if m and m.group(1) in RESERVED_NAMES else None
+
+
+def _reserved_hint(name: str, what: str) -> str:
+    """How to use a reserved word anyway: labels take the backtick escape, other names do not."""
+    if what == "a label" or what == "a shortcut name":
+        return f"'{name}' is a keyword; write it in backticks to use it as {what}: `{name}`"
+    return "choose another name"
 
 
 def _position(text: str, index: int) -> tuple[int, int]:

@@ -23,6 +23,8 @@ Format (every string that holds code uses the text language's own syntax)::
       - branch2: [BasicConv2d(96, 1), BasicConv2d(128, 3, padding = 1)]   # labelled group
       - inception3a:                   # a labelled combinator
           concat: [ ...branches... ]
+      - gate: [ ...body... ]           # input * body(input), broadcast (squeeze-excitation)
+      - '`block`': [ ... ]             # a label that is a keyword, escaped in backticks
       - residual: [ ...body... ]
         args: post = "relu"
         shortcut: {name: downsample, if: "stride != 1", body: [ ... ]}
@@ -52,10 +54,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .. import ast as A
 from .. import limits
+from ..ast import ESCAPED_LABEL
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
 from .text import RESERVED_NAMES, int_limit_hint, parse_text
 
-KEYWORDS = {"concat", "residual", "repeat", "dense", "group", "if", "aux", "let", "chain"}
+KEYWORDS = {"concat", "residual", "gate", "repeat", "dense", "group", "if", "aux", "let", "chain"}
 _SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
 _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 #: Characters YAML 1.1 (PyYAML) treats as line breaks but archdsl, like YAML 1.2, does not.
@@ -223,7 +226,7 @@ class _Walker:
         out = []
         for item in items:
             for key, kn, vn in self.mapping(item):
-                _check_name(self, kn, key)
+                _check_name(self, kn, key, escapable=False)
                 out.append(A.Let(key, self.expr(vn), self.loc(kn)))
         return tuple(out)
 
@@ -279,9 +282,9 @@ class _Walker:
                 raise self.fail(node, "a chain needs at least one element")
             return A.Chain(els, self.loc(node))
         if head not in KEYWORDS and len(entries) == 1 and isinstance(entries[0][2], ScalarNode):
-            _check_name(self, entries[0][1], head)
+            label = _check_name(self, entries[0][1], head)
             chain = self.fragment(entries[0][2], "chain_start")
-            first = _relabel(chain.elements[0], head, self, entries[0][1])
+            first = _relabel(chain.elements[0], label, self, entries[0][1])
             return A.Chain((first,) + chain.elements[1:], self.loc(node))
         el = self.element(node)
         return A.Chain((el,), el.loc)
@@ -324,18 +327,21 @@ class _Walker:
         if head not in KEYWORDS:
             if len(entries) != 1:
                 raise self.fail(entries[1][1], f"a labelled element has one key; '{entries[1][0]}' is extra")
-            _check_name(self, kn, head)
+            label = _check_name(self, kn, head)
             if isinstance(vn, ScalarNode):
                 inner = self.fragment(vn, "element_start")
             elif isinstance(vn, SequenceNode):
                 inner = A.Group(self.body(vn), None, self.loc(vn))
             else:
                 inner = self.element(vn)
-            return _relabel(inner, head, self, kn)
+            return _relabel(inner, label, self, kn)
         builder: dict[str, Callable] = {"group": self._group, "concat": self._concat, "residual": self._residual,
-                                        "repeat": self._repeat, "dense": self._repeat}
+                                        "gate": self._gate, "repeat": self._repeat, "dense": self._repeat}
         if head not in builder:
             raise self.fail(kn, f"'{head}' is not an element here")
+        if head in ("group", "concat", "gate", "residual") and isinstance(vn, ScalarNode):
+            raise self.fail(vn, f"'{head}' is a keyword and takes a list of layers, found a value", code="E004",
+                            hint=f"for a layer labelled {head}, write the key in backticks: '`{head}`': ...")
         return builder[head](node, entries)
 
     def _group(self, node: Node, entries: list) -> A.Group:
@@ -345,6 +351,10 @@ class _Walker:
     def _concat(self, node: Node, entries: list) -> A.Concat:
         self._only(entries, {"concat"})
         return A.Concat(self.body(entries[0][2]), None, self.loc(node))
+
+    def _gate(self, node: Node, entries: list) -> A.Gate:
+        self._only(entries, {"gate"})
+        return A.Gate(self.body(entries[0][2]), None, self.loc(node))
 
     def _residual(self, node: Node, entries: list) -> A.Residual:
         self._only(entries, {"residual", "args", "shortcut"})
@@ -361,7 +371,7 @@ class _Walker:
                 sd = {k: v for k, _, v in se}
                 name = self.string(sd["name"], "shortcut name") if "name" in sd else None
                 if name is not None:
-                    _check_name(self, sd["name"], name)
+                    name = _check_name(self, sd["name"], name)
                 cond = self.expr(sd["if"]) if "if" in sd else None
                 shortcut = A.Shortcut(name, cond, self.body(sd["body"]) if "body" in sd else (), self.loc(sn))
         return A.Residual(args, self.body(d["residual"]), shortcut, None, self.loc(node))
@@ -377,7 +387,7 @@ class _Walker:
             args = self.fragment(argnode, "args_start")
         var = self.string(d["as"], "loop variable") if "as" in d else None
         if var is not None:
-            _check_name(self, d["as"], var)
+            _check_name(self, d["as"], var, escapable=False)
         body = self.body(d["body"]) if "body" in d else ()
         cls = A.Repeat if kw == "repeat" else A.Dense
         return cls(args, var, body, None, self.loc(node))
@@ -401,10 +411,16 @@ def _located_source(node: Node, value: str) -> str:
     return raw
 
 
-def _check_name(w: _Walker, node: Node, name: str) -> None:
+def _check_name(w: _Walker, node: Node, name: str, escapable: bool = True) -> str:
+    """The name a key or value gives, unescaped: a label in backticks may be a keyword."""
+    if escapable and len(name) > 2 and name[0] == name[-1] == "`" and ESCAPED_LABEL.match(name[1:-1]):
+        return name[1:-1]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in KEYWORDS or name in RESERVED_NAMES:
-        raise w.fail(node, f"{name!r} is not a valid name", "names are letters, digits and '_', not a keyword",
-                     code="E001")
+        hint = "names are letters, digits and '_', not a keyword"
+        if escapable and (name in KEYWORDS or name in RESERVED_NAMES):
+            hint = f"'{name}' is a keyword; to use it as a label write it in backticks: '`{name}`'"
+        raise w.fail(node, f"{name!r} is not a valid name", hint, code="E001")
+    return name
 
 
 def _relabel(el: A.Element, label: str, w: _Walker, node: Node) -> A.Element:

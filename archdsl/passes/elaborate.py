@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ast as A
+from ..ast import ESCAPED_LABEL
 from ..diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, did_you_mean
 from ..expr import POISON, Value, evaluate, show, type_name
 from ..ir import Graph, ScopeInfo
@@ -166,6 +167,8 @@ class Elaborator:
             return self.concat(el, env, self.enter(scope, el.label, "concat", el.loc, name), cur)
         if isinstance(el, A.Residual):
             return self.residual(el, env, self.enter(scope, el.label, "residual", el.loc, name), cur)
+        if isinstance(el, A.Gate):
+            return self.gate(el, env, self.enter(scope, el.label, "gate", el.loc, name), cur)
         if isinstance(el, A.Repeat):
             return self.repeat(el, env, scope, cur, name)
         if isinstance(el, A.Dense):
@@ -289,6 +292,22 @@ class Elaborator:
         self._claim(path, el.loc)
         return self.graph.add_node(post, self.defaults(op), path, el.loc, scope.path, [out])
 
+    def gate(self, el: A.Gate, env: Env, scope: Scope, cur: int) -> int:
+        """``x * body(x)``: the body computes a gate that broadcasts over its input."""
+        body_out = self.body(el.body, env, scope, cur)
+        if self._through_identities(body_out) == cur:
+            raise self._fail("E117", "gate body is empty: it would multiply its input by itself", el.loc,
+                             scope.path, hint="compute the gate in the body, e.g. global_avgpool -> conv2d(c, 1) "
+                                              "-> sigmoid")
+        return self.graph.add_node("mul", {}, scope.internal("mul", self.graph), el.loc, scope.path,
+                                   [cur, body_out], el.label)
+
+    def _through_identities(self, nid: int) -> int:
+        """The node whose value ``nid`` carries unchanged (past ``identity`` layers)."""
+        while nid >= 0 and self.graph.node(nid)["op"] == "identity":
+            nid = self.graph.inputs(nid)[0]
+        return nid
+
     def _truth(self, expr: A.Expr, env: Env) -> bool:
         v = self.eval(expr, env)
         if not isinstance(v, bool):
@@ -306,8 +325,9 @@ class Elaborator:
                              hint="raise the limit with --limit repeat=N")
         # ASCII only, as labels are: a Unicode look-alike prefix would make module names that
         # read like others (a Cyrillic letter that looks like 'c')
-        if not isinstance(prefix, str) or (prefix and not (prefix.isascii() and prefix.isidentifier())):
-            raise self._fail("E106", f"{what} prefix must be an identifier string, got {show(prefix)}", el.loc)
+        if not isinstance(prefix, str) or (prefix and not ESCAPED_LABEL.match(prefix)):
+            raise self._fail("E106", f"{what} prefix must be letters, digits, '_' or '-' (not first), got "
+                             f"{show(prefix)}", el.loc)
         if not isinstance(start, int) or isinstance(start, bool) or start < 0:
             raise self._fail("E106", f"{what} start must be a non-negative integer, got {show(start)}", el.loc)
         return n, prefix, start

@@ -13,7 +13,7 @@ import math
 from .. import limits
 from ..diagnostics import Diagnostic, DiagnosticBag
 from ..ir import Graph
-from ..ops import OPS, Costs, ShapeError
+from ..ops import OPS, Costs, ShapeError, channels, spatial_dims
 
 #: Bytes per parameter in the memory estimate (float32, PyTorch's default dtype).
 BYTES_PER_PARAM = 4
@@ -32,7 +32,9 @@ def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
         if not ins or any(s is None for s in ins):
             continue
         try:
-            shape = tuple(op.shape(data["args"], ins))
+            shape = op.shape(data["args"], ins)
+            if not isinstance(shape, tuple):
+                shape = tuple(shape)
         except ShapeError as exc:
             diags.add(Diagnostic(exc.code, exc.message, data["loc"], path=_shown_path(data["path"]),
                                  hint=exc.hint))
@@ -47,12 +49,12 @@ def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
 
 def size_problem(shape: tuple, lim: limits.Limits, what: str = "tensor") -> tuple[str, str] | None:
     """(message, hint) when a tensor of ``shape`` exceeds the channel or spatial limit (E153)."""
-    if shape[0] > lim.channels:
-        size = f"{what} {_dims(shape)} has {shape[0]:,} channels" if len(shape) > 1 else \
+    if channels(shape) > lim.channels:
+        size = f"{what} {_dims(shape)} has {channels(shape):,} channels" if len(shape) > 1 else \
             f"flat {what} has {shape[0]:,} features"
         return (f"{size}; the limit is {lim.channels:,}",
                 "reduce the width, or raise the limit with --limit channels=N (it also bounds features)")
-    if len(shape) > 1 and max(shape[1:]) > lim.spatial:
+    if len(shape) > 1 and max(spatial_dims(shape)) > lim.spatial:
         return (f"{what} {_dims(shape)} is larger than {lim.spatial:,} in height or width",
                 "reduce the input size or upsampling, or raise the limit with --limit spatial=N")
     return None
@@ -118,8 +120,10 @@ def _receptive_field(graph: Graph, nid: int, op, ins: list) -> tuple:
     prev = [graph.node(p)["rf"] or (1, 1, 1, 1) for p in preds]
     rf_h = max(p[0] for p in prev)
     rf_w = max(p[1] for p in prev)
-    j_h = max(p[2] for p in prev)
-    j_w = max(p[3] for p in prev)
+    # a gate's product keeps its input's grid: the gate's own stride (a global pool's) is broadcast away
+    steps = prev[:1] if op.name == "mul" else prev
+    j_h = max(p[2] for p in steps)
+    j_w = max(p[3] for p in steps)
     window = op.window(graph.node(nid)["args"], ins)
     if window is None:
         return (rf_h, rf_w, j_h, j_w)

@@ -13,8 +13,10 @@ from typing import Any
 
 from ..diagnostics import Diagnostic, Loc
 from ..ir import Graph
-from ..ops import OPS, fmt_shape
+from ..ops import OPS, ChannelsLast, fmt_shape
 
+#: Normalization layers: each restarts the count of weight layers without normalization (R403).
+NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm"})
 #: Ops that keep the tensor's shape and carry no spatial or channel mixing worth a rule's attention.
 PASS_OPS = frozenset(name for name, spec in OPS.items()
                      if spec.family in ("activation", "norm", "regularize", "misc"))
@@ -80,8 +82,10 @@ class Ctx:
         return self.data[nid]["op"]
 
     def shape(self, nid: int) -> tuple | None:
-        """The output shape of ``nid``."""
-        return self.data[nid]["shape"]
+        """The output shape of ``nid``, channels first whatever its layout (rules reason about
+        channels and grids, not about where a permute put them)."""
+        s = self.data[nid]["shape"]
+        return (s[-1],) + tuple(s[:-1]) if isinstance(s, ChannelsLast) else s
 
     def in_shape(self, nid: int) -> tuple | None:
         """The shape of ``nid``'s first input."""
@@ -123,7 +127,7 @@ class Ctx:
             op = data[n]["op"]
             ps = preds[n]
             w = 1 if op in WEIGHT_OPS else 0
-            if op == "batchnorm":
+            if op in NORM_OPS:
                 run[n] = (0, None)
             else:
                 prev = (0, None)

@@ -43,8 +43,8 @@ def bias_before_bn(ctx: Ctx) -> Iterator[Diagnostic]:
 def saturating(ctx: Ctx) -> Iterator[Diagnostic]:
     for n in ctx.nodes_with("sigmoid", "tanh"):
         preds, succs = ctx.preds[n], ctx.succs[n]
-        if not preds or not succs or all(ctx.op(s) == "output" for s in succs):
-            continue
+        if not preds or not succs or all(ctx.op(s) in ("output", "mul") for s in succs):
+            continue  # a gate's sigmoid (squeeze-and-excitation) is meant to saturate into [0, 1]
         src = preds[0]
         if ctx.op(src) == "batchnorm":
             continue
