@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs into ./.venv (PyTorch CPU 2.13.0, archdsl with its
-# test extras, Graphviz and Chromium when this machine can install them) and runs the tests.
-# Extra arguments go to pytest.
+# test extras, Graphviz and Chromium when this machine can install them) and runs the tests; before
+# them, tests/test_exactness.py and tests/test_train_mode_*.py against the reference implementations
+# in ./.venv-ref (see below).
+# Extra arguments go to the main run's pytest. Exits non-zero if either run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -23,4 +25,32 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "warning: ${need[*]} not installed (apt-get install ${need[*]}); the tests that need them will be skipped"
   fi
 fi
-exec .venv/bin/python -m pytest -n 2 -q "$@"
+# Reference implementations: tests/test_exactness.py compares every zoo spec with torchvision, timm
+# and pretrainedmodels; .venv has none of them (there those tests skip), and they want the PyTorch
+# the zoo was measured with, so they get their own venv. PyPI's torch 2.14.1 is the CUDA build, about
+# 5.7 GB with its nvidia-* wheels: --no-cache-dir keeps pip from storing a second copy in ~/.cache.
+# An existing .venv-ref is reused (pip then only checks it). pretrainedmodels imports six undeclared.
+[ -x .venv-ref/bin/python ] || "$PY" -m venv .venv-ref
+.venv-ref/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir \
+  torch==2.14.1 torchvision==0.29.1 timm pretrainedmodels six hatchling editables
+.venv-ref/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]'
+# The exactness run goes first so that the output's last pytest summary line is the main suite's.
+# In .venv-ref nothing may skip (a skip would hide a reference that failed to import or build), and
+# a failure here still lets the main suite run; the script's exit status reports both. One torch
+# thread per xdist worker: with two each on two cores this run took 2-3x as long (110 s vs 44-52 s).
+# The train-mode tests (stochastic depth, dropout and BN statistics against the references under
+# one seed) need the references too.
+echo "== exactness and train-mode tests in .venv-ref (torch 2.14.1, torchvision, timm, pretrainedmodels) =="
+ref_status=0
+OMP_NUM_THREADS=1 .venv-ref/bin/python -m pytest -n 2 -q tests/test_exactness.py tests/test_train_mode_*.py 2>&1 \
+  | tee .venv-ref/exactness.log || ref_status=$?
+if [ "$ref_status" = 0 ] && grep -q '^SKIPPED' .venv-ref/exactness.log; then
+  echo "error: tests were skipped in .venv-ref, where every reference must be available"
+  ref_status=1
+fi
+[ "$ref_status" = 0 ] || echo "error: the exactness run failed (exit $ref_status, above); running the main suite anyway"
+echo "== main suite in .venv (torch 2.13.0 CPU) =="
+status=0
+.venv/bin/python -m pytest -n 2 -q "$@" || status=$?
+[ "$status" != 0 ] || status=$ref_status
+exit "$status"
