@@ -150,6 +150,7 @@ def test_mutated_spec_never_tracebacks(n: int, tree: Path) -> None:
         assert any(d["severity"] == "error" and re.fullmatch(r"E\d{3}", d["code"]) for d in diags), \
             f"{what}: exit 1 without an error diagnostic"
     files = {str(path): text}
-    files.update({str(lib): lib.read_text(encoding="utf-8") for lib in (tree / "lib").glob("*.arch")})
+    files.update({str(lib): lib.read_text(encoding="utf-8") for lib in sorted((tree / "lib").iterdir())
+                  if lib.suffix in (".arch", ".yaml")})
     for d in diags:
         _located(d, files, what)

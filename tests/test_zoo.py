@@ -20,6 +20,7 @@ REFERENCE = {
     "bn_inception": ((3, 224, 224), 11_295_240, None, 2_032_600_064),
     "inception_v3": ((3, 299, 299), 23_834_568, 27_161_264, 5_713_216_096),
     "inception_v4": ((3, 299, 299), 42_679_816, None, 12_253_974_624),
+    "inception_resnet_v2": ((3, 299, 299), 55_843_464, None, 13_155_794_016),
     "resnet18": ((3, 224, 224), 11_689_512, None, 1_814_073_344),
     "resnet34": ((3, 224, 224), 21_797_672, None, 3_663_761_408),
     "resnet50": ((3, 224, 224), 25_557_032, None, 4_089_184_256),
@@ -31,8 +32,24 @@ REFERENCE = {
     "densenet161": ((3, 224, 224), 28_681_000, None, 7_727_907_072),
     "vgg16": ((3, 224, 224), 138_357_544, None, 15_470_264_320),
     "vgg16_bn": ((3, 224, 224), 138_365_992, None, 15_470_264_320),
+    "squeezenet1_1": ((3, 224, 224), 1_235_496, None, 349_151_936),
+    "resnext50_32x4d": ((3, 224, 224), 25_028_904, None, 4_230_479_872),
+    "wide_resnet50_2": ((3, 224, 224), 68_883_240, None, 11_398_021_120),
+    "mobilenet_v2": ((3, 224, 224), 3_504_872, None, 300_774_272),
+    "mnasnet1_0": ((3, 224, 224), 4_383_312, None, 314_415_872),
+    "mnasnet0_5": ((3, 224, 224), 2_218_512, None, 104_455_968),  # torchvision mnasnet0_5, measured
+    "mobilenet_v3_large": ((3, 224, 224), 5_483_032, None, 216_589_760),
+    "efficientnet_b0": ((3, 224, 224), 5_288_548, None, 385_814_752),
+    "efficientnet_v2_s": ((3, 224, 224), 21_458_488, None, 2_849_895_872),
+    "efficientnet_b1": ((3, 240, 240), 7_794_184, None, 686_802_832),  # torchvision efficientnet_b1, measured
+    "convnext_tiny": ((3, 224, 224), 28_589_128, None, 4_455_531_264),
+    "convnext_small": ((3, 224, 224), 50_223_688, None, 8_683_712_256),  # torchvision convnext_small, measured
+    "regnet_y_400mf": ((3, 224, 224), 4_344_144, None, 401_842_848),
+    "regnet_x_400mf": ((3, 224, 224), 5_495_976, None, 413_812_608),  # torchvision regnet_x_400mf, measured
+    "shufflenet_v2_x1_0": ((3, 224, 224), 2_278_604, None, 144_907_992),
+    "shufflenet_v2_x0_5": ((3, 224, 224), 1_366_792, None, 40_476_448),  # torchvision shufflenet_v2_x0_5, measured
 }
-YAML_VERSIONS = ("googlenet", "resnet50", "densenet121")
+YAML_VERSIONS = ("googlenet", "resnet50", "densenet121", "inception_resnet_v2", "mobilenet_v2")
 
 
 def _summary(path: Path, **overrides: object) -> dict:
