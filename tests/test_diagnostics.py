@@ -837,6 +837,110 @@ CASES = [
         layers:
         - batchnorm(num_features = 4)
         """), [("E210", 4, 3)]),
+    # ------------------------------------------------------------------ E211-E215 layouts, gates, channel ops
+    Case("E211-conv-on-channels-last", "x.arch", src("""
+        network n
+        input 3x8x8
+        permute([0, 2, 3, 1]) -> conv2d(4, 3)
+        """), [("E211", 3, 26)], message={"E211": "got N x 8 x 8 x 3 (channels-last)"}, hint={"E211": "permute([0, 3, 1, 2])"}),
+    Case("E211-yaml-batchnorm", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        layers:
+        - permute([0, 2, 3, 1])
+        - bn: batchnorm
+        """), [("E211", 5, 7)], path={"E211": "bn"}),
+    Case("E211-add-layouts-differ", "x.arch", src("""
+        network n
+        input 8x8x8
+        residual { permute([0, 2, 3, 1]) }
+        """), [("E202", 3, 1)], hint={"E202": "channels-last: permute it back"}),
+    Case("E212-gate-does-not-broadcast", "x.arch", src("""
+        network n
+        input 8x16x16
+        se: gate { global_avgpool -> conv2d(4, 1) -> sigmoid }
+        """), [("E212", 3, 5)], message={"E212": "gate gives 4x1x1, which does not broadcast to its input 8x16x16"},
+        hint={"E212": "8x1x1"}),
+    Case("E212-yaml", "x.yaml", src("""
+        network: n
+        input: 8x16x16
+        layers:
+        - gate:
+          - conv2d(8, 3)
+        """), [("E212", 4, 3)]),
+    Case("E117-empty-gate", "x.arch", src("""
+        network n
+        input 8x16x16
+        gate { }
+        """), [("E117", 3, 1)], message={"E117": "gate body is empty"}),
+    Case("E213-not-a-permutation", "x.arch", src("""
+        network n
+        input 3x8x8
+        permute([0, 2, 2, 1])
+        """), [("E213", 3, 1)], message={"E213": "not a permutation"}),
+    Case("E213-channels-in-the-middle", "x.arch", src("""
+        network n
+        input 3x8x8
+        permute([0, 2, 1, 3])
+        """), [("E213", 3, 1)], message={"E213": "in the middle"}),
+    Case("E106-permute-not-a-list", "x.arch", src("""
+        network n
+        input 3x8x8
+        permute(2)
+        """), [("E106", 3, 9)]),
+    Case("E214-chunk-index", "x.arch", src("""
+        network n
+        input 8x8x8
+        chunk(2, 2)
+        """), [("E214", 3, 1)], message={"E214": "chunk index 2 is out of range"}),
+    Case("E214-split-sizes", "x.arch", src("""
+        network n
+        input 8x8x8
+        split([3, 4], 0)
+        """), [("E214", 3, 1)], message={"E214": "add up to 7, not the input's 8 channels"}),
+    Case("E214-shuffle-groups", "x.yaml", src("""
+        network: n
+        input: 6x8x8
+        layers:
+        - channel_shuffle(4)
+        """), [("E214", 4, 3)]),
+    Case("E215-groupnorm", "x.arch", src("""
+        network n
+        input 6x8x8
+        gn: groupnorm(4)
+        """), [("E215", 3, 5)], message={"E215": "groups=4 does not divide the 6 channels"}),
+    Case("E206-linear-on-feature-map", "x.arch", src("""
+        network n
+        input 6x8x8
+        linear(4)
+        """), [("E206", 3, 1)], hint={"E206": "permute([0, 2, 3, 1])"}),
+    Case("E106-drop-path-probability", "x.arch", src("""
+        network n
+        input 6x8x8
+        residual { conv2d(6, 1) -> drop_path(1.5) }
+        """), [("E106", 3, 38)]),
+    Case("E001-keyword-label-hint", "x.arch", src("""
+        network n
+        input 3x8x8
+        repeat: relu
+        """), [("E001", 3, 7)], hint={"E001": "`repeat`"}),
+    Case("E004-yaml-keyword-with-a-value", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        layers:
+        - gate: relu
+        """), [("E004", 4, 9)], hint={"E004": "'`gate`'"}),
+    Case("E207-pad-channels-flat", "x.arch", src("""
+        network n
+        input 3x8x8
+        flatten -> pad_channels(2)
+        """), [("E207", 3, 12)]),
+    Case("E001-yaml-keyword-label-hint", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        layers:
+        - block: relu
+        """), [("E001", 4, 3)], hint={"E001": "'`block`'"}),
 ]
 
 def run_case(tmp_path: Path, case: Case, **kw) -> list[Diagnostic]:
