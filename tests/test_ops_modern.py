@@ -7,6 +7,7 @@ the shape torch produces, and report an error exactly when torch refuses.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import textwrap
 from pathlib import Path
@@ -288,3 +289,85 @@ def test_layer_scale_in_a_namespace_and_silu_in_place_compute_what_they_say(tmp_
         c = F.conv2d(x, model.g["0"].weight, model.g["0"].bias) * 0.5 * 2.0
         assert torch.allclose(model(x), F.silu(c) + c)  # silu must not overwrite the shortcut's tensor
     assert "g.1" in model.state_dict()
+
+
+# ------------------------------------------------------------------------------------ random networks vs torch
+
+
+@st.composite
+def modern_networks(draw) -> str:
+    """A random valid network built from the new blocks, with labels and positional names mixed."""
+    c = draw(st.sampled_from([4, 6, 8]))
+    hw = draw(st.integers(5, 9))
+    lines = ["network m", f"input {c}x{hw}x{hw}"]
+    for i in range(draw(st.integers(2, 6))):
+        kind = draw(st.sampled_from(["conv", "norm", "gate", "cn", "shuffle", "split", "pad", "act"]))
+        label = draw(st.sampled_from(["", f"l{i}: ", f"`block{i}-0`: "]))
+        if kind == "conv":
+            out = draw(st.sampled_from([4, 6, 8, 12]))
+            k = draw(st.sampled_from([1, 3]))
+            lines.append(f"{label}conv2d({out}, {k}, padding = {k // 2}, bias = false)")
+            c = out
+        elif kind == "norm":
+            g = draw(st.sampled_from([g for g in (1, 2, c) if c % g == 0]))
+            lines.append(f"{label}" + draw(st.sampled_from([f"groupnorm({g})", "layernorm(eps = 1e-6)"])))
+        elif kind == "gate":
+            act = draw(st.sampled_from(["sigmoid", "hardsigmoid"]))
+            lines.append(f"{label}gate {{ adaptive_avgpool(1) -> fc1_{i}: conv2d({max(1, c // 2)}, 1) -> relu "
+                         f"-> fc2_{i}: conv2d({c}, 1) -> {act} }}")
+        elif kind == "cn":  # ConvNeXt-style residual through a channels-last MLP
+            p = draw(st.sampled_from([0.0, 0.3]))
+            lines.append(f"{label}residual {{ `block{i}`: {{ conv2d({c}, 3, padding = 1, groups = {c}) -> "
+                         f"permute([0, 2, 3, 1]) -> layernorm -> linear({2 * c}) -> gelu -> linear({c}) -> "
+                         f"permute([0, 3, 1, 2]) }} -> gamma{i}: layer_scale(0.5) -> sd{i}: drop_path({p}) }}")
+        elif kind == "shuffle" and c % 2 == 0:  # ShuffleNetV2 unit
+            lines.append(f"{label}concat {{ chunk(2, 0)\n chunk(2, 1) -> b{i}: {{ conv2d({c // 2}, 1) -> relu }} }}"
+                         " -> channel_shuffle(2)")
+        elif kind == "split" and c >= 4:
+            lines.append(f"{label}concat {{ split([1, {c - 1}], 1)\n split([1, {c - 1}], 0) }}")
+        elif kind == "pad":
+            lines.append(f"{label}pad_channels(1, 2)")
+            c += 3
+        else:
+            lines.append(f"{label}" + draw(st.sampled_from(["hardswish", "silu(inplace = true)", "hardsigmoid"])))
+    lines.append("global_avgpool -> flatten -> layernorm -> fc: linear(3)")
+    return "\n".join(lines) + "\n"
+
+
+NETS = itertools.count()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=modern_networks())
+def test_random_modern_network_matches_torch(text: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import archdsl
+    from archdsl.backends.codegen import Generator
+
+    path = tmp_path_factory.mktemp("modern") / f"net{next(NETS)}.arch"
+    path.write_text(text, encoding="utf-8")
+    res = analyze(path)
+    assert res.ok, ([f"{d.loc} {d.code} {d.message}" for d in res.diags], text)
+    graph = res.graph
+    gen = Generator(graph)
+    gen.analyze()
+    expected = {d["path"]: tuple(d["shape"]) for nid, d in graph.g.nodes(data=True) if gen.is_module(nid)}
+    model = archdsl.build(path).eval()
+    assert sum(p.numel() for p in model.parameters()) == graph.total_params(), text
+    seen: dict[str, tuple] = {}
+    handles = [m.register_forward_hook(lambda _m, _i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+               for name, m in model.named_modules() if name in expected]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            y = model(torch.randn(2, *graph.input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    assert tuple(y.shape) == (2, 3), text
+    assert set(expected) <= set(seen), (sorted(set(expected) - set(seen)), text)
+    assert {k: v for k, v in seen.items() if v != expected[k]} == {}, text
+    assert counter.get_total_flops() == 2 * 2 * graph.eval_macs(), text
+    model.train()  # stochastic depth and the rest run in train mode too
+    assert tuple(model(torch.randn(2, *graph.input_shape)).shape) == (2, 3), text
