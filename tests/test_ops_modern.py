@@ -16,11 +16,12 @@ import pytest
 from cli_support import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shape_support import agree, infer, torch_shape
 
 from archdsl import report
 from archdsl.frontend.loader import parse_source
 from archdsl.frontend.printer import to_text, to_yaml
-from archdsl.ops import OPS, ChannelsLast, ShapeError, channels, normalize
+from archdsl.ops import OPS, ChannelsLast, ShapeError, channels
 from archdsl.pipeline import analyze
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
@@ -29,18 +30,6 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=N
 
 def src(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
-
-
-def infer(op: str, given_args: dict, shape: tuple) -> tuple | ShapeError:
-    """archdsl's output shape for one op, or the ShapeError it raises."""
-    args = {}
-    for p in OPS[op].params:
-        value = given_args.get(p.name, p.default)
-        args[p.name] = normalize(p, value) if value is not None else None
-    try:
-        return OPS[op].shape(args, [shape])
-    except ShapeError as exc:
-        return exc
 
 
 def summary(tmp_path: Path, text: str, name: str = "n.arch") -> dict:
@@ -55,23 +44,6 @@ def summary(tmp_path: Path, text: str, name: str = "n.arch") -> dict:
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-
-def torch_shape(fn) -> tuple | None:
-    try:
-        with torch.no_grad():
-            out = fn()
-    except (RuntimeError, ValueError, IndexError):
-        return None
-    return tuple(out.shape[1:])
-
-
-def agree(ours, theirs) -> None:
-    if theirs is None:
-        assert isinstance(ours, ShapeError), f"torch refuses but archdsl infers {ours}"
-    else:
-        assert not isinstance(ours, ShapeError), f"archdsl says {ours.code} {ours.message}; torch gives {theirs}"
-        assert tuple(ours) == theirs
 
 
 @SETTINGS

@@ -14,45 +14,14 @@ F = torch.nn.functional
 
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from shape_support import agree, infer, torch_shape  # noqa: E402
 
-from archdsl.ops import OPS, ShapeError, normalize  # noqa: E402
 from archdsl.pipeline import analyze  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")]
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def infer(op: str, given_args: dict, shape: tuple) -> tuple | ShapeError:
-    """archdsl's output shape for one op, or the ShapeError it raises."""
-    spec = OPS[op]
-    args = {}
-    for p in spec.params:
-        value = given_args.get(p.name, p.default)
-        args[p.name] = normalize(p, value) if value is not None else None
-    try:
-        return tuple(spec.shape(args, [shape]))
-    except ShapeError as exc:
-        return exc
-
-
-def torch_shape(fn) -> tuple | None:
-    """Torch's output shape (without the batch dimension), or None when torch refuses."""
-    try:
-        with torch.no_grad():
-            out = fn()
-    except (RuntimeError, ValueError):
-        return None
-    return tuple(out.shape[1:])
-
-
-def agree(ours, theirs) -> None:
-    if theirs is None:
-        assert isinstance(ours, ShapeError), f"torch refuses but archdsl infers {ours}"
-    else:
-        assert not isinstance(ours, ShapeError), f"archdsl says {ours.code} {ours.message}; torch gives {theirs}"
-        assert ours == theirs
 
 
 pairs = st.one_of(st.integers(1, 5), st.tuples(st.integers(1, 5), st.integers(1, 5)).map(tuple))

@@ -22,7 +22,8 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from archdsl.backends.reference import randomize_norm_layers  # noqa: E402
+from train_support import loaded_pair, train_forward  # noqa: E402
+
 from archdsl.backends.runtime import load_spec  # noqa: E402
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -33,18 +34,7 @@ SMALL = (3, 96, 96)   # ... on a smaller image (the networks end in an adaptive 
 
 
 def _pair(name: str, **kwargs: float):
-    ref = getattr(torchvision.models, name)(weights=None, **kwargs)
-    randomize_norm_layers(ref, seed=0)
-    model = load_spec(SPECS / f"{name}.arch", **kwargs).build()
-    model.load_state_dict(ref.state_dict(), strict=True)
-    return model, ref
-
-
-def _train_forward(module, x, seed: int):
-    module.train()
-    with torch.no_grad():
-        torch.manual_seed(seed)
-        return module(x)
+    return loaded_pair(getattr(torchvision.models, name)(weights=None, **kwargs), SPECS / f"{name}.arch", **kwargs)
 
 
 def _spec_input(name: str) -> torch.Tensor:
@@ -56,7 +46,7 @@ def _spec_input(name: str) -> torch.Tensor:
 def test_train_mode_logits_and_running_stats_match_torchvision(name: str) -> None:
     model, ref = _pair(name)
     x = _spec_input(name)
-    ours, theirs = _train_forward(model, x, seed=3), _train_forward(ref, x, seed=3)
+    ours, theirs = train_forward(model, x, seed=3), train_forward(ref, x, seed=3)
     assert ours.shape == theirs.shape == (BATCH, 1000)
     assert float((ours - theirs).abs().max()) <= 1e-5
     a, b = model.state_dict(), ref.state_dict()
@@ -77,8 +67,8 @@ def test_stochastic_depth_draws_match_torchvision(name: str) -> None:
     x = torch.randn(ROWS, *SMALL, generator=torch.Generator().manual_seed(2))
     runs = {}
     for seed in (3, 4):
-        runs[seed] = ours = _train_forward(model, x, seed)
-        theirs = _train_forward(ref, x, seed)
+        runs[seed] = ours = train_forward(model, x, seed)
+        theirs = train_forward(ref, x, seed)
         assert float((ours - theirs).abs().max()) <= 1e-5, seed
     # the masks are really drawn: another seed gives other logits
     assert float((runs[3] - runs[4]).abs().max()) > 1e-3
@@ -88,6 +78,6 @@ def test_stochastic_depth_draws_match_torchvision(name: str) -> None:
 def test_no_stochastic_depth_makes_train_mode_deterministic(name: str) -> None:
     model, ref = _pair(name, dropout=0.0, stochastic_depth_prob=0.0)
     x = torch.randn(ROWS, *SMALL, generator=torch.Generator().manual_seed(2))
-    a, b = _train_forward(model, x, 3), _train_forward(model, x, 4)
+    a, b = train_forward(model, x, 3), train_forward(model, x, 4)
     assert float((a - b).abs().max()) == 0.0
-    assert float((a - _train_forward(ref, x, 5)).abs().max()) <= 1e-5
+    assert float((a - train_forward(ref, x, 5)).abs().max()) <= 1e-5

@@ -17,25 +17,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 
-from archdsl.backends.reference import randomize_norm_layers  # noqa: E402
-from archdsl.backends.runtime import load_spec  # noqa: E402
+from train_support import loaded_pair, train_forward  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "inception_resnet_v2.arch"
 
 
 def _pair(drop_rate: float):
-    ref = timm.create_model("inception_resnet_v2", pretrained=False, drop_rate=drop_rate)
-    randomize_norm_layers(ref, seed=0)
-    model = load_spec(SPEC, drop_rate=drop_rate).build()
-    model.load_state_dict(ref.state_dict(), strict=True)
-    return model, ref
-
-
-def _train_forward(module, x, seed: int):
-    module.train()
-    with torch.no_grad():
-        torch.manual_seed(seed)
-        return module(x)
+    return loaded_pair(timm.create_model("inception_resnet_v2", pretrained=False, drop_rate=drop_rate), SPEC,
+                       drop_rate=drop_rate)
 
 
 def test_train_mode_logits_and_running_stats_match_timm() -> None:
@@ -43,7 +32,7 @@ def test_train_mode_logits_and_running_stats_match_timm() -> None:
     # batch statistics in every BN and the head dropout's mask (drop_rate 0.5 instead of timm's 0)
     model, ref = _pair(drop_rate=0.5)
     x = torch.randn(2, 3, 299, 299, generator=torch.Generator().manual_seed(1))
-    ours, theirs = _train_forward(model, x, seed=3), _train_forward(ref, x, seed=3)
+    ours, theirs = train_forward(model, x, seed=3), train_forward(ref, x, seed=3)
     assert ours.shape == theirs.shape == (2, 1000)
     assert float((ours - theirs).abs().max()) <= 1e-5
     a, b = model.state_dict(), ref.state_dict()
@@ -51,5 +40,5 @@ def test_train_mode_logits_and_running_stats_match_timm() -> None:
     assert buffers and max(float((a[k] - b[k]).abs().max()) for k in buffers) <= 1e-5
     assert all(int(a[k]) == int(b[k]) == 1 for k in a if k.endswith("num_batches_tracked"))
     # the dropout really drew a mask: another seed gives other logits
-    other = _train_forward(model, x, seed=4)
+    other = train_forward(model, x, seed=4)
     assert float((other - ours).abs().max()) > 1e-3

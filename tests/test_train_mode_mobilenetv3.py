@@ -16,30 +16,19 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from archdsl.backends.reference import randomize_norm_layers  # noqa: E402
-from archdsl.backends.runtime import load_spec  # noqa: E402
+from train_support import loaded_pair, train_forward  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "mobilenet_v3_large.arch"
 
 
-def _train_forward(module, x, seed: int):
-    module.train()
-    with torch.no_grad():
-        torch.manual_seed(seed)
-        return module(x)
-
-
 def test_train_mode_logits_and_running_stats_match_torchvision() -> None:
-    ref = torchvision.models.mobilenet_v3_large(weights=None)
-    randomize_norm_layers(ref, seed=0)
-    model = load_spec(SPEC).build()
-    model.load_state_dict(ref.state_dict(), strict=True)
+    model, ref = loaded_pair(torchvision.models.mobilenet_v3_large(weights=None), SPEC)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    ours, theirs = _train_forward(model, x, seed=3), _train_forward(ref, x, seed=3)
+    ours, theirs = train_forward(model, x, seed=3), train_forward(ref, x, seed=3)
     assert ours.shape == theirs.shape == (2, 1000)
     assert float((ours - theirs).abs().max()) <= 1e-5
     a, b = model.state_dict(), ref.state_dict()
     buffers = [k for k, _ in ref.named_buffers() if b[k].is_floating_point()]
     assert buffers and max(float((a[k] - b[k]).abs().max()) for k in buffers) <= 1e-5
-    other = _train_forward(model, x, seed=4)   # the dropout really drew a mask
+    other = train_forward(model, x, seed=4)   # the dropout really drew a mask
     assert float((other - ours).abs().max()) > 1e-3
