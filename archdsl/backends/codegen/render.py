@@ -15,6 +15,7 @@ from typing import Any
 
 from ... import __version__
 from ...ir import Graph
+from ...ops import ChannelsLast
 from ...passes.settings import INIT_TARGETS, TrainingSettings
 from ..pyexpr import INDENT, WIDTH, Attr, Call, DictE, ExprError, Lit, Name, TupleE, flat, literal, render
 from .forms import support_source
@@ -228,7 +229,11 @@ def def_lines(name: str, sig: list[str], ret: str) -> list[str]:
 
 def shape_comment(shapes: list[tuple], ins: list[tuple], params: list[Param]) -> str:
     """``N x C x H x W`` over a class's instances: numbers where they agree, else symbols
-    (a constructor parameter's name for channels, ``H``/``W`` relative to the class input)."""
+    (a constructor parameter's name for channels, ``H``/``W`` relative to the class input);
+    ``N x H x W x C`` for a channels-last tensor."""
+    if isinstance(shapes[0], ChannelsLast):  # name the dims channels first, print them in tensor order
+        first = shape_comment([(s[-1], *s[:-1]) for s in shapes], ins, params).split(" x ")
+        return " x ".join(first[:1] + first[2:] + first[1:2])
     dims = []
     for k in range(len(shapes[0])):
         vals = [s[k] for s in shapes]
