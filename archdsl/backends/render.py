@@ -33,7 +33,7 @@ from typing import Any
 from .. import limits
 from ..diagnostics import Diagnostic, Loc, did_you_mean
 from ..ir import Graph
-from ..ops import OPS
+from ..ops import OPS, channels_last
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
 SHOW_KEYS = ("shapes", "params", "macs")
@@ -85,8 +85,11 @@ def fmt_count(n: int) -> str:
 
 
 def fmt_shape(shape: Sequence[int] | None) -> str:
-    """``(192, 35, 35)`` -> ``192×35×35``; ``None`` -> ``?``."""
-    return TIMES.join(str(d) for d in shape) if shape else "?"
+    """``(192, 35, 35)`` -> ``192×35×35``; a channels-last tensor ``28×28×116 (HWC)``; ``None`` -> ``?``."""
+    if not shape:
+        return "?"
+    text = TIMES.join(str(d) for d in shape)
+    return f"{text} (HWC)" if channels_last(shape) else text
 
 
 def _pair(v: Any) -> str:
