@@ -22,7 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from train_support import loaded_pair, train_forward  # noqa: E402
+from train_support import assert_train_step_matches, loaded_pair, train_forward  # noqa: E402
 
 from archdsl.backends.runtime import load_spec  # noqa: E402
 
@@ -46,12 +46,7 @@ def _spec_input(name: str) -> torch.Tensor:
 def test_train_mode_logits_and_running_stats_match_torchvision(name: str) -> None:
     model, ref = _pair(name)
     x = _spec_input(name)
-    ours, theirs = train_forward(model, x, seed=3), train_forward(ref, x, seed=3)
-    assert ours.shape == theirs.shape == (BATCH, 1000)
-    assert float((ours - theirs).abs().max()) <= 1e-5
-    a, b = model.state_dict(), ref.state_dict()
-    buffers = [k for k, _ in ref.named_buffers() if b[k].is_floating_point()]
-    assert buffers and max(float((a[k] - b[k]).abs().max()) for k in buffers) <= 1e-5
+    assert_train_step_matches(model, ref, x)
     # eval mode is deterministic and equal too, after the train step moved the statistics
     model.eval()
     ref.eval()

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from train_support import loaded_pair, train_forward  # noqa: E402
+from train_support import assert_train_step_matches, loaded_pair, train_forward  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "mobilenet_v3_large.arch"
 
@@ -24,11 +24,6 @@ SPEC = Path(__file__).resolve().parents[1] / "specs" / "mobilenet_v3_large.arch"
 def test_train_mode_logits_and_running_stats_match_torchvision() -> None:
     model, ref = loaded_pair(torchvision.models.mobilenet_v3_large(weights=None), SPEC)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    ours, theirs = train_forward(model, x, seed=3), train_forward(ref, x, seed=3)
-    assert ours.shape == theirs.shape == (2, 1000)
-    assert float((ours - theirs).abs().max()) <= 1e-5
-    a, b = model.state_dict(), ref.state_dict()
-    buffers = [k for k, _ in ref.named_buffers() if b[k].is_floating_point()]
-    assert buffers and max(float((a[k] - b[k]).abs().max()) for k in buffers) <= 1e-5
+    ours = assert_train_step_matches(model, ref, x)
     other = train_forward(model, x, seed=4)   # the dropout really drew a mask
     assert float((other - ours).abs().max()) > 1e-3
