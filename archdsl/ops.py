@@ -49,6 +49,11 @@ def channels(s: Shape) -> int:
     return s[-1] if isinstance(s, ChannelsLast) else s[0]
 
 
+def feature_map(s: Shape) -> bool:
+    """Is ``s`` a channels-first ``(C, H, W)`` feature map?"""
+    return len(s) == 3 and not isinstance(s, ChannelsLast)
+
+
 def spatial_dims(s: Shape) -> tuple[int, ...]:
     """The non-channel dimensions of a shape in either layout."""
     return tuple(s[:-1]) if isinstance(s, ChannelsLast) else tuple(s[1:])
@@ -537,7 +542,7 @@ def _mul_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
             and all(g in (d, 1) for d, g in zip(x, gate)))
     if not fits:
         hint = "make the gate's shape equal to its input's, with 1 where it broadcasts"
-        if len(x) == 3 and not isinstance(x, ChannelsLast):
+        if feature_map(x):
             hint = (f"end the gate body with {x[0]}x1x1 (channel attention: ... -> conv2d({x[0]}, 1) -> sigmoid) "
                     f"or 1x{x[1]}x{x[2]} (spatial attention)")
         raise ShapeError("E212", f"gate gives {fmt_shape(gate)}, which does not broadcast to its input "
@@ -573,7 +578,7 @@ def _norm_options(op: str, a: Mapping) -> list[str]:
 
 def _layernorm_torch(a: Mapping, ins: Sequence[Shape]) -> str:
     s = ins[0]
-    cls = "LayerNorm2d" if len(s) == 3 and not isinstance(s, ChannelsLast) else "nn.LayerNorm"
+    cls = "LayerNorm2d" if feature_map(s) else "nn.LayerNorm"
     return f"{cls}({', '.join([str(channels(s))] + _norm_options('layernorm', a))})"
 
 
@@ -625,7 +630,7 @@ class StochasticDepth(nn.Module):
 
 def _layer_scale_value(a: Mapping, ins: Sequence[Shape]) -> str:
     s = ins[0]
-    dims = (s[0], 1, 1) if len(s) == 3 and not isinstance(s, ChannelsLast) else (channels(s),)
+    dims = (s[0], 1, 1) if feature_map(s) else (channels(s),)
     return f"nn.Parameter(torch.full({dims!r}, {float(a['init'])!r}))"
 
 
@@ -737,10 +742,7 @@ def _split_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
 
 
 def _shuffle_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
-    c = _channel_count(ins, "channel_shuffle")
-    if len(ins[0]) != 3:
-        raise ShapeError("E207", f"channel_shuffle needs a C x H x W feature map, got a flat vector of {c}",
-                         "place it before 'flatten'")
+    c = _spatial(ins, "channel_shuffle")[0]
     if c % a["groups"]:
         raise ShapeError("E214", f"channel_shuffle groups={a['groups']} does not divide the {c} channels",
                          f"choose groups dividing {c}")
@@ -752,11 +754,8 @@ def _pad_amounts(a: Mapping) -> tuple[int, int]:
 
 
 def _pad_channels_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
-    c = _channel_count(ins, "pad_channels")
-    if len(ins[0]) != 3:
-        raise ShapeError("E207", f"pad_channels needs a C x H x W feature map, got a flat vector of {c}",
-                         "place it before 'flatten'")
-    return (c + sum(_pad_amounts(a)),) + tuple(ins[0][1:])
+    c, h, w = _spatial(ins, "pad_channels")
+    return (c + sum(_pad_amounts(a)), h, w)
 
 
 def _list_or_int(v: int | tuple) -> int | list:

@@ -20,7 +20,7 @@ from .. import names as N
 from ..pyexpr import Attr, Call, ChildClass, Expr, ListE, Lit, Name, Starred, Sub, TupleE
 from . import naming
 from .model import Assign, Comment, ExprStmt, If, Instance, Method, Return
-from .op_dispatch import MERGE_OPS, PARAMETER_OPS, module_ctor, parameter_ctor, reuses_first_input, step_statement
+from .op_dispatch import MERGE_OPS, module_ctor, parameter_ctor, reuses_first_input, step_statement
 from .tree import Child, Item, ModuleTree
 
 VIRTUAL = -1  # the value ``torch.cat(inputs, 1)`` inside a dense layer's bottleneck
@@ -142,7 +142,7 @@ class Emitter:
         tree = self.tree
         for kind, ref in tree.children[path]:
             if kind == "node":
-                if tree.opof[ref] in PARAMETER_OPS:
+                if tree.is_parameter(ref):
                     self._assign(inst, cls, tree.nodes[ref]["path"], parameter_ctor(tree, ref), parameter=True)
                 elif tree.is_module(ref):
                     self._assign(inst, cls, tree.nodes[ref]["path"], self.ctor(kind, ref))

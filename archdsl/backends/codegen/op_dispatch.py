@@ -100,7 +100,7 @@ def module_ctor(tree: ModuleTree, nid: int, uses: set[str]) -> Expr:
 @functools.lru_cache(maxsize=4096)
 def _ctor_template(src: str) -> tuple[Expr, tuple, tuple[str, ...], tuple]:
     """(callee, positional values, their hint suffixes, keyword values) of a registry constructor."""
-    callee, pos_vals, kw_vals = parse_call(src)
+    callee, pos_vals, kw_vals = parse_ctor(src)
     pos = POSITIONAL_NAMES.get(callee_name(callee), ())
     names = tuple(pos[i] if i < len(pos) else f"arg{i}" for i in range(len(pos_vals)))
     return callee, pos_vals, names, kw_vals
@@ -120,12 +120,6 @@ def _label(tree: ModuleTree, nid: int) -> str:
 
 #: :func:`names.python_name` of a label (memoized: labels repeat across instances).
 _python_name = functools.lru_cache(maxsize=4096)(N.python_name)
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_call(src: str) -> tuple[Expr, tuple, tuple]:
-    """A registry constructor -> (callee, positional values, keyword values); see :func:`.forms.parse_ctor`."""
-    return parse_ctor(src)
 
 
 # ------------------------------------------------------------------------------------ functional forms
@@ -243,7 +237,7 @@ def step_statement(em: Emitter, cls: str, item: Item, name: str, xs: list[Expr],
         return Assign(Name(name), BinOp(xs[0], "*", factor))
     if op == "mul":  # gate: the input times the gate computed from it
         return Assign(Name(name), BinOp(xs[0], "*", xs[1]))
-    if op in PARAMETER_OPS:
+    if tree.is_parameter(ref):
         return Assign(Name(name), BinOp(_parameter_access(em, cls, tree.nodes[ref]["path"]), "*", xs[0]))
     if tree.is_module(ref):
         return Assign(em.name(name), Call(em.access(cls, tree.nodes[ref]["path"]), [xs[0]]))
@@ -269,5 +263,5 @@ def _sum(xs: list[Expr]) -> Expr:
 
 
 __all__ = ["STATEFUL", "PARAMETER_OPS", "SAFE_PRODUCERS", "INPLACE_OPS", "MERGE_OPS", "POSITIONAL_NAMES", "PAIRABLE",
-           "pairable", "module_ctor", "parameter_ctor", "parse_call", "functional", "reuses_first_input",
+           "pairable", "module_ctor", "parameter_ctor", "functional", "reuses_first_input",
            "step_statement"]

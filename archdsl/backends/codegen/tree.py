@@ -263,7 +263,7 @@ class ModuleTree:
             if kind == "node":
                 # a bare parameter (layer scale) cannot be an element of nn.Sequential
                 spec = OPS[self.opof[ref]]
-                if spec.internal or spec.torch is None or ref_is_parameter(self, ref) or self.ins[ref] != [prev]:
+                if spec.internal or spec.torch is None or self.is_parameter(ref) or self.ins[ref] != [prev]:
                     return False
                 prev = ref
             else:
@@ -283,9 +283,13 @@ class ModuleTree:
             hit = self._is_module[nid] = self._module_node(nid)
         return hit
 
+    def is_parameter(self, nid: int) -> bool:
+        """Is node ``nid`` a bare ``nn.Parameter`` of its module (a layer scale), not a module?"""
+        return self.opof[nid] in PARAMETER_OPS
+
     def _module_node(self, nid: int) -> bool:
         op = self.opof[nid]
-        if OPS[op].internal or nid in self.folded or op in PARAMETER_OPS or OPS[op].torch is None:
+        if OPS[op].internal or nid in self.folded or self.is_parameter(nid) or OPS[op].torch is None:
             return False  # (``scale`` has no module form: it stays an expression even when labelled)
         if op in STATEFUL:
             return True
@@ -355,7 +359,7 @@ class ModuleTree:
 
     def _contains_module(self, path: str) -> bool:
         for kind, ref in self.children[path]:
-            if kind == "node" and (self.is_module(ref) or ref_is_parameter(self, ref)):
+            if kind == "node" and (self.is_module(ref) or self.is_parameter(ref)):
                 return True
             if kind == "scope" and (self.role[ref] in ("block", "seq") or self.has_modules(ref)):
                 return True
@@ -390,7 +394,7 @@ class ModuleTree:
     def check_names(self) -> None:
         """Every module name is registrable by PyTorch; aux names are named-tuple fields."""
         for nid, d in self.nodes.items():
-            if self.is_module(nid) or ref_is_parameter(self, nid):  # a parameter is an attribute too
+            if self.is_module(nid) or self.is_parameter(nid):  # a parameter is an attribute too
                 self._check_module_name(d["path"], d["loc"])
         for path in self.scopes:
             if path in self.first and (self.role[path] in ("block", "seq") or self.has_modules(path)):
@@ -532,8 +536,3 @@ class ModuleTree:
             cpath = ".".join(self.rel(owner, self.nodes[conv]["path"])) if conv is not None else None
             out[owner].append((bpath, cpath))
         return out
-
-
-def ref_is_parameter(tree: ModuleTree, nid: int) -> bool:
-    """Is node ``nid`` a bare ``nn.Parameter`` of its module (a layer scale)?"""
-    return tree.opof[nid] in PARAMETER_OPS
