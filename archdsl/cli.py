@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__, limits
 from .diagnostics import Diagnostic, DiagnosticBag, DiagnosticError, Loc, SourceCache, format_json, format_text
@@ -45,6 +47,27 @@ def _add_limit_option(p: argparse.ArgumentParser, dest: str = "limit") -> None:
                    help=_LIMIT_HELP)
 
 
+_SEVERITIES = ("error", "warning", "info")   # most severe first
+_SEVERITY_HELP = ("list the diagnostics of this severity or worse (default: warning; errors are always listed) and "
+                  "count the others in one line; the exit status does not change")
+_JSON_HELP = "; --format json lists every diagnostic unless --severity, --show or -q is given"
+
+
+def _add_listing_options(p: argparse.ArgumentParser, *, show: bool = False) -> None:
+    """``--severity``, ``-q/--quiet`` (and, with ``show``, ``--show``): what a command lists.
+
+    They share one destination, so the last one given wins.
+    """
+    p.add_argument("--severity", choices=_SEVERITIES, default=None,
+                   help=_SEVERITY_HELP + (_JSON_HELP if show else ""))
+    if show:
+        p.add_argument("--show", choices=_SEVERITIES, dest="severity",
+                       help="the same as --severity: '--show info' lists the infos too")
+    p.add_argument("-q", "--quiet", action="store_const", const="error", dest="severity",
+                   help="list only the errors (as --severity error); warnings and infos are counted in one line")
+    p.set_defaults(listing_flag="--show" if show else "--severity")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a network parameter (repeatable)")
@@ -70,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", action="append", metavar="CODES",
                    help="run only these design rules (comma-separated codes or prefixes, e.g. R3,R401)")
     p.add_argument("--ignore", action="append", metavar="CODES", help="skip these design rules")
-    p.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
+    p.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too, listed or not")
+    _add_listing_options(p, show=True)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("summary", help="per-layer table of shapes, params and MACs")
@@ -78,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--depth", type=_positive_int, default=None, metavar="N", help="collapse scopes deeper than N")
     p.add_argument("--format", choices=("text", "json", "md", "csv"), default="text")
+    _add_listing_options(p)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("convert", help="convert a spec between the text language and YAML")
@@ -96,15 +121,68 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
-def _print_diags(diags: Sequence[Diagnostic], sources: SourceCache, stream=None) -> None:
+@dataclass(frozen=True)
+class Listing:
+    """Which diagnostics a command lists: those of severity ``minimum`` or worse; errors always.
+
+    The rest are counted in one line that names ``flag``, the option that lists them.
+    """
+
+    minimum: str = "warning"
+    flag: str = "--severity"
+
+    def lists(self, diag: Diagnostic) -> bool:
+        """True if ``diag`` is listed in full."""
+        return diag.is_error or _rank(diag.severity) <= _rank(self.minimum)
+
+
+DEFAULT_LISTING = Listing()
+
+
+def _rank(severity: str) -> int:
+    """0 for errors, 1 for warnings, 2 for infos (and anything else)."""
+    return _SEVERITIES.index(severity) if severity in _SEVERITIES else len(_SEVERITIES) - 1
+
+
+def listing_of(args: argparse.Namespace) -> Listing:
+    """The listing policy a command line asked for (``--severity``, ``--show``, ``-q``), else the default."""
+    return Listing(getattr(args, "severity", None) or "warning", getattr(args, "listing_flag", "--severity"))
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 error``, ``2 errors``, ``0 infos``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def closing_line(diags: Sequence[Diagnostic]) -> str:
+    """``N errors, M warnings, K infos``: every diagnostic counted, listed or not."""
+    counts = [sum(d.severity == sev for d in diags) for sev in _SEVERITIES]
+    return ", ".join(_count(n, sev) for n, sev in zip(counts, _SEVERITIES, strict=True))
+
+
+def hidden_line(hidden: Sequence[Diagnostic], flag: str) -> str:
+    """``5 infos not shown (--show info lists them)``: the one line that stands for unlisted diagnostics."""
+    counts = [(sev, sum(d.severity == sev for d in hidden)) for sev in _SEVERITIES]
+    present = [(sev, n) for sev, n in counts if n]
+    least = present[-1][0]
+    what = " and ".join(_count(n, sev) for sev, n in present)
+    return f"{what} not shown ({flag} {least} lists {'it' if len(hidden) == 1 else 'them'})"
+
+
+def _print_diags(diags: Sequence[Diagnostic], sources: SourceCache, stream: TextIO | None = None,
+                 listing: Listing = DEFAULT_LISTING) -> None:
+    """List ``diags`` as ``listing`` says, one line for the unlisted ones, then the closing count line."""
     stream = stream or sys.stderr
+    hidden = []
     for d in diags:
-        print(format_text(d, sources), file=stream)
-    errors = sum(d.is_error for d in diags)
-    warnings = sum(d.severity == "warning" for d in diags)
+        if listing.lists(d):
+            print(format_text(d, sources), file=stream)
+        else:
+            hidden.append(d)
+    if hidden:
+        print(hidden_line(hidden, listing.flag), file=stream)
     if diags:
-        print(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}",
-              file=stream)
+        print(closing_line(diags), file=stream)
 
 
 def _analyze(path: str, args: argparse.Namespace):
@@ -137,10 +215,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         diags = res.diags.sorted()
         all_diags.extend(diags)
         failed |= res.diags.has_errors or (args.strict and any(d.severity == "warning" for d in diags))
-    if args.format == "json":
-        print(format_json(all_diags))
+    listing = listing_of(args)
+    if args.format == "json":  # machines get every finding unless a filter was asked for
+        print(format_json(all_diags if args.severity is None else [d for d in all_diags if listing.lists(d)]))
     else:
-        _print_diags(all_diags, sources)
+        _print_diags(all_diags, sources, listing=listing)
         if not failed and not all_diags:
             print(f"ok: {len(args.specs)} spec{'s' if len(args.specs) != 1 else ''} checked", file=sys.stderr)
     return EXIT_ERRORS if failed else EXIT_OK
@@ -153,14 +232,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     res = _analyze(args.spec, args)
     if not res.ok or res.graph is None:
         _print_diags(res.diags.sorted() or [Diagnostic("E114", "not a network (a library of blocks?)",
-                                                       Loc(args.spec, 1, 1))], res.sources)
+                                                       Loc(args.spec, 1, 1))], res.sources, listing=listing_of(args))
         return EXIT_ERRORS
     render = {"text": report.render_text, "json": report.render_json, "md": report.render_markdown,
               "csv": report.render_csv}[args.format]
     sys.stdout.write(render(res.graph, args.depth))
-    warnings = [d for d in res.diags.sorted()]
-    if warnings:
-        _print_diags(warnings, res.sources)
+    _print_diags(res.diags.sorted(), res.sources, listing=listing_of(args))
     return EXIT_OK
 
 

@@ -306,6 +306,9 @@ def test_cli_compile_fold_bn_reports_kept_batch_norms(tmp_path: Path) -> None:
     out = tmp_path / "model.py"
     r = _cli("compile", str(MINI), "-o", str(out), "--fold-bn")
     assert r.returncode == 0, r.stderr
+    assert "I343" not in r.stderr and "infos not shown (--severity info lists them)" in r.stderr  # infos counted
+    r = _cli("compile", str(MINI), "-o", str(out), "--fold-bn", "--severity", "info")
+    assert r.returncode == 0, r.stderr
     assert "I343" in r.stderr and "block1.layer1.norm1" in r.stderr
     src = out.read_text()
     assert "self.bn = " not in src and "self.norm1 = nn.BatchNorm2d" in src

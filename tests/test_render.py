@@ -376,9 +376,9 @@ def test_show_controls_annotations() -> None:
 def test_rule_findings_from_the_rules_package(tmp_path: Path) -> None:
     pytest.importorskip("archdsl.rules", reason="the design rules (#4) are not installed")
     out = tmp_path / "g.dot"
-    assert main(["render", str(SPECS / "googlenet.arch"), "-o", str(out), "--depth", "2"]) == 0
+    assert main(["render", str(SPECS / "googlenet_paper.arch"), "-o", str(out), "--depth", "2"]) == 0
     with_rules = out.read_text(encoding="utf-8")
-    assert main(["render", str(SPECS / "googlenet.arch"), "-o", str(out), "--depth", "2", "--no-rules"]) == 0
+    assert main(["render", str(SPECS / "googlenet_paper.arch"), "-o", str(out), "--depth", "2", "--no-rules"]) == 0
     without = out.read_text(encoding="utf-8")
     assert R.FINDING_COLOR in with_rules and "rule finding" in with_rules
     assert R.FINDING_COLOR not in without

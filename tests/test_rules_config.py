@@ -108,7 +108,7 @@ def test_inline_suppression_on_the_line(tmp_path: Path) -> None:
 def test_suppression_in_block_or_at_one_instance(tmp_path: Path) -> None:
     text = """
         network t
-        input 16x14x14
+        input 16x28x28
         block B(c) {
             x: conv2d(c, 1) -> relu
             y: conv2d(c, 5, padding = 2) -> relu INSIDE
@@ -173,12 +173,12 @@ def test_pyproject_syntax_error(tmp_path: Path) -> None:
 
 def test_check_runs_rules_and_strict(tmp_path: Path) -> None:
     path = base(tmp_path)
-    rc, out, err = run("check", str(path))
+    rc, out, err = run("check", str(path), "--show", "info")
     assert rc == 0 and "warning[R301]" in err and "warning[R401]" in err and "info[R602]" in err
-    assert err.rstrip().endswith("0 errors, 2 warnings")
+    assert err.rstrip().endswith("0 errors, 2 warnings, 1 info")
     assert run("check", str(path), "--strict")[0] == 1
     assert run("check", str(path), "--strict", "--ignore", "R301,R401")[0] == 0
-    rc, _, err = run("check", str(path), "--select", "R3", "--select", "R6")
+    rc, _, err = run("check", str(path), "--select", "R3", "--select", "R6", "--show", "info")
     assert "R401" not in err and "R301" in err and "R602" in err
     rc, _, err = run("check", str(path), "--strict", "--select", "R6")
     assert rc == 0    # info never fails

@@ -27,11 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-against", metavar="PKG:MODEL",
                    help="load the reference's weights strictly and compare outputs, e.g. torchvision:resnet50")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+    cli._add_listing_options(p)
     p.set_defaults(func=cmd_compile)
 
 
-def _fail(diags: list[Diagnostic], sources: SourceCache | None = None) -> int:
-    cli._print_diags(diags, sources or SourceCache())
+def _fail(diags: list[Diagnostic], sources: SourceCache | None = None,
+          listing: cli.Listing = cli.DEFAULT_LISTING) -> int:
+    cli._print_diags(diags, sources or SourceCache(), listing=listing)
     return cli.EXIT_ERRORS
 
 
@@ -41,18 +43,19 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .codegen import CodegenError, generate
 
     res = cli._analyze(args.spec, args)
+    listing = cli.listing_of(args)
     if not res.ok or res.graph is None:
         return _fail(res.diags.sorted() or [Diagnostic("E114", "not a network (a library of blocks?)",
-                                                       Loc(args.spec, 1, 1))], res.sources)
-    warnings = [d for d in res.diags.sorted() if not d.is_error]
-    if warnings:
-        cli._print_diags(warnings, res.sources)
+                                                       Loc(args.spec, 1, 1))], res.sources, listing)
+    notes = [d for d in res.diags.sorted() if not d.is_error]
     try:
         source = generate(res.graph, source_name=args.spec, fold_bn=args.fold_bn)
     except CodegenError as exc:
-        return _fail(exc.diagnostics, res.sources)
+        return _fail(sorted([*notes, *exc.diagnostics], key=Diagnostic.sort_key), res.sources, listing)
     if args.fold_bn:
-        _report_unfolded(res.graph, source, res.sources)
+        notes = sorted([*notes, *_unfolded(res.graph)], key=Diagnostic.sort_key)
+    if notes:
+        cli._print_diags(notes, res.sources, listing=listing)
     if args.target == "onnx" and not args.output:
         return _fail([Diagnostic("E340", "--target onnx needs -o OUT.onnx", Loc("<command line>", 1, 1))])
     status = cli.EXIT_OK
@@ -105,7 +108,7 @@ def _build(source: str, spec: str, name: str):
     return module.__dict__[module.ARCHDSL_NET]()
 
 
-def _report_unfolded(graph, source: str, sources: SourceCache) -> None:
+def _unfolded(graph) -> list[Diagnostic]:
     """Info diagnostics, at the spec line, for batch norms that cannot be folded."""
     from .codegen import Generator
 
@@ -119,12 +122,7 @@ def _report_unfolded(graph, source: str, sources: SourceCache) -> None:
             diags.append(Diagnostic("I343", f"batch norm '{d['path']}' kept: it follows "
                                     f"{graph.node(src)['op']}, not a convolution (pre-activation)",
                                     d["loc"], "info", d["path"]))
-    if diags:
-        shown = diags if len(diags) <= 8 else diags[:8]
-        for diag in shown:
-            print(cli.format_text(diag, sources), file=sys.stderr)
-        if len(diags) > len(shown):
-            print(f"... and {len(diags) - len(shown)} more batch norms kept", file=sys.stderr)
+    return diags
 
 
 def _check_against(model, ref: str, graph) -> int:

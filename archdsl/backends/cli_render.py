@@ -56,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-rules", action="store_true",
                    help="do not run the design rules (their findings are outlined in red by default)")
     cli._add_common(p)
+    cli._add_listing_options(p)
     p.set_defaults(func=cmd_render)
 
 
@@ -76,7 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not res.ok or res.graph is None:
         diags = res.diags.sorted() or [Diagnostic("E114", "not a network (a library of blocks?)",
                                                   Loc(args.spec, 1, 1))]
-        cli._print_diags(diags, res.sources)
+        cli._print_diags(diags, res.sources, listing=cli.listing_of(args))
         return cli.EXIT_ERRORS
     if res.graph.input_shape is None:
         cli._print_diags([Diagnostic("E114", "no input shape; pass --input CxHxW", Loc(args.spec, 1, 1))],
@@ -93,7 +94,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         return cli.EXIT_ERRORS
     others = [d for d in res.diags.sorted() if not d.code.startswith("R")]
     if others:
-        cli._print_diags(others, res.sources)
+        cli._print_diags(others, res.sources, listing=cli.listing_of(args))
     findings = sum(1 for d in res.diags if d.code.startswith("R") and d.path and d.severity != "info")
     note = f" ({findings} rule finding{'s' if findings != 1 else ''} outlined in red; 'archdsl check' explains them)" \
         if findings else ""

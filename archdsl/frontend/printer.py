@@ -132,7 +132,7 @@ class _TextPrinter:
 
     def chain(self, ch: A.Chain, depth: int) -> None:
         if all(isinstance(el, A.Call) for el in ch.elements):
-            self.emit(depth, " -> ".join(_labelled(el) for el in ch.elements))
+            self.emit(depth, " -> ".join(labelled(el) for el in ch.elements))
             return
         for i, el in enumerate(ch.elements):
             self.element(el, depth, "-> " if i else "")
@@ -174,8 +174,22 @@ def label_text(name: str) -> str:
     return f"`{name}`" if name in RESERVED_NAMES or not name.isidentifier() else name
 
 
-def _labelled(c: A.Call) -> str:
+def labelled(c: A.Call) -> str:
+    """``label: name(args)`` (the label only when the call has one)."""
     return (f"{label_text(c.label)}: " if c.label else "") + call(c)
+
+
+def leading_comments(source: str) -> str:
+    """The comment block a spec's source opens with (comment and blank lines before the first
+    statement), for printed output that should keep at least the spec's header comments; '' when the
+    source does not open with a comment.  Both front ends write comments as ``#`` lines."""
+    out: list[str] = []
+    for line in source.split("\n"):
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        out.append(line.rstrip())
+    text = "\n".join(out).strip("\n")
+    return text + "\n\n" if text else ""
 
 
 _SHAPE_OK = re.compile(r"^[0-9]+$")
@@ -248,7 +262,7 @@ def _yaml_stmt(st: A.Stmt) -> object:
         if len(st.elements) == 1:
             return _yaml_element(st.elements[0])
         if all(isinstance(el, A.Call) for el in st.elements):
-            return " -> ".join(_labelled(el) for el in st.elements)
+            return " -> ".join(labelled(el) for el in st.elements)
         return {"chain": [_yaml_element(el) for el in st.elements]}
     raise TypeError(type(st).__name__)
 

@@ -66,7 +66,7 @@ def lint(res: Analysis, request: RuleRequest | None = None) -> list[Diagnostic]:
     enabled = [r for r in rules if cfg.enabled(r.code)]
     if not enabled:
         return out
-    ctx = Ctx.build(graph, cfg.values, net_loc)
+    ctx = Ctx.build(graph, cfg.values, net_loc, res)
     for r in enabled:
         out.extend(_run_one(r, ctx, res.sources, net_loc))
     return out

@@ -41,11 +41,16 @@ class Ctx:
     data: dict[int, dict[str, Any]] = field(default_factory=dict)
     by_op: dict[str, list[int]] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)
+    analysis: Any = None
 
     @classmethod
-    def build(cls, graph: Graph, options: dict[str, Any], network_loc: Loc) -> Ctx:
-        """Index ``graph`` once: ordered inputs, successors, eval set, main path, unit scopes."""
-        ctx = cls(graph, options, network_loc)
+    def build(cls, graph: Graph, options: dict[str, Any], network_loc: Loc, analysis: Any = None) -> Ctx:
+        """Index ``graph`` once: ordered inputs, successors, eval set, main path, unit scopes.
+
+        ``analysis`` (the :class:`~archdsl.pipeline.Analysis`) lets a rule ask the transforms whether
+        a command would apply to a finding before its hint names it.
+        """
+        ctx = cls(graph, options, network_loc, analysis=analysis)
         g = graph.g
         ctx.order = graph.order()
         pred_adj, succ_adj = g._pred, g._succ
@@ -148,6 +153,50 @@ class Ctx:
                 else:
                     longest[n] = shortest[n] = w
         return {"longest": longest, "shortest": shortest, "unnormalized": best}
+
+    def gate_nodes(self) -> frozenset[int]:
+        """Nodes that compute a multiplicative gate (squeeze-and-excitation): everything between a
+        ``mul``'s feature input and its broadcast gate input.  A gate rescales channels; it is neither
+        a shortcut nor a second path for the features, so depth and bottleneck rules look through it."""
+        return self.cached("gate_nodes", self._gate_nodes)
+
+    def _gate_nodes(self) -> frozenset[int]:
+        out: set[int] = set()
+        for m in self.by_op.get("mul", ()):
+            preds = self.preds[m]
+            if len(preds) != 2:
+                continue
+            x, g = preds
+            gs, xs = self.shape(g), self.shape(x)
+            if gs is None or xs is None or len(gs) != len(xs) or math.prod(gs[1:]) != 1 or gs[0] != xs[0]:
+                continue
+            body, stack = set(), [g]
+            while stack and len(body) < 256:
+                n = stack.pop()
+                if n == x or n in body:
+                    continue
+                body.add(n)
+                stack.extend(self.preds[n])
+            if x not in {p for n in body for p in self.preds[n]}:
+                continue  # the "gate" is not computed from the features it scales
+            out |= body
+        return frozenset(out)
+
+    def is_expansion(self, nid: int) -> bool:
+        """Does ``nid`` widen its input without mixing space: a 1x1 conv with more outputs than inputs?"""
+        if self.op(nid) != "conv2d":
+            return False
+        a, ins, out = self.node(nid)["args"], self.in_shape(nid), self.shape(nid)
+        return (a["kernel"] == (1, 1) and a["groups"] == 1 and ins is not None and out is not None
+                and out[0] > ins[0])
+
+    def is_depthwise(self, nid: int) -> bool:
+        """Is ``nid`` a depthwise conv (one filter group per input channel)?"""
+        if self.op(nid) != "conv2d":
+            return False
+        ins = self.in_shape(nid)
+        g = self.node(nid)["args"]["groups"]
+        return ins is not None and g > 1 and g == ins[0]
 
     # ------------------------------------------------------------------ locations
     def site_loc(self, nid: int) -> Loc:

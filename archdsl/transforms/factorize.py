@@ -15,11 +15,15 @@ block's parameters, or a literal when all instances agree).  When instances diff
 factorization applies only on medium grids, so a block used on 28x28, 14x14 and 7x7 grids needs it
 for the 14x14 instances only), the block is cloned per variant (``InceptionAsym``) and the calls of
 the instances that need the variant are retargeted -- the per-grid module types of Inception v3.
-Where neither is possible the site is left alone and a note says why.
+Where neither is possible the site is left alone and a note says why (one per site); ``rewritable``
+and ``left_alone`` answer, for an analysed spec and without elaborating anything, which convs a
+``--factorize`` kind would rewrite and why the others are left alone -- what the R3xx rules need to
+name only commands that apply.
 
 The rewritten AST is elaborated again before anything is written: every rewritten node must keep
-its output shape and receptive field, every other node its shape, and the printed spec must parse
-and analyse to the same totals.
+its output shape and receptive field, every other node its shape.  The output is the spec's own
+text with the rewritten calls and blocks spliced in (``splice``), so untouched lines and every
+comment stay as written; it must parse back to the rewritten AST and analyse to the same totals.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +41,9 @@ from .. import ast as A
 from ..diagnostics import Diagnostic, DiagnosticError, Loc, SourceCache, format_text
 from ..expr import evaluate
 from ..ops import OPS, PUBLIC_OPS
-from ..rules.factorization import ASYM, STACK, Plan, asym_qualifies, plan, stack_qualifies
+from ..rules.factorization import ASYM, STACK, Plan, plan, stack_qualifies
 from ..rules.graphctx import count, macs, pct
+from .splice import BlockEdit, Edits, Source, SpliceError, splice
 
 SYNTH = "<transform>"
 UNIT_OPS = frozenset(n for n, s in PUBLIC_OPS.items() if s.family in ("norm", "activation"))
@@ -53,26 +59,46 @@ class TransformError(Exception):
 
 @dataclass(frozen=True)
 class Kinds:
-    """Which factorizations to apply."""
+    """Which factorizations to apply: stacked 3x3 for these kernel sizes; asymmetric (``asym``) for odd
+    n x n from 5 on medium grids, from 3 too with ``asym3``."""
 
     sizes: frozenset[int]
     asym: bool
+    asym3: bool = False
+
+    @property
+    def asym_min(self) -> int:
+        """The smallest kernel ``asym`` rewrites."""
+        return 3 if self.asym3 else 5
 
 
 def parse_kinds(text: str | None) -> Kinds:
-    """``"5x5,7x7,asym"`` -> Kinds."""
+    """``"5x5,7x7,asym"`` -> Kinds (``asym3``: asymmetric for 3x3 convs too)."""
     if not text:
         raise TransformError("nothing to do: pass --factorize[=5x5,7x7,asym]")
-    sizes, asym = set(), False
+    sizes, asym, asym3 = set(), False, False
     for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        if part == "asym":
-            asym = True
+        if part in ("asym", "asym3"):
+            asym, asym3 = True, asym3 or part == "asym3"
             continue
         a, sep, b = part.partition("x")
         if not sep or not a.isdigit() or a != b or int(a) < 5 or int(a) % 2 == 0:
-            raise TransformError(f"unknown factorization {part!r}: use NxN with odd N >= 5 (5x5, 7x7) or asym")
+            raise TransformError(f"unknown factorization {part!r}: use NxN with odd N >= 5 (5x5, 7x7), asym "
+                                 f"or asym3")
         sizes.add(int(a))
-    return Kinds(frozenset(sizes), asym)
+    return Kinds(frozenset(sizes), asym, asym3)
+
+
+def describe_kinds(kinds: Kinds, grid: tuple[int, int]) -> str:
+    """What the kinds rewrite, in words (for "nothing to rewrite")."""
+    parts = []
+    if kinds.sizes:
+        sizes = " or ".join(f"{n}x{n}" for n in sorted(kinds.sizes))
+        parts.append(f"a {sizes} conv with stride 1, dilation 1, groups 1 (stacked 3x3)")
+    if kinds.asym:
+        parts.append(f"an odd n x n conv, n >= {kinds.asym_min}, with stride 1, dilation 1, groups 1, on an input "
+                     f"grid within {grid[0]}..{grid[1]} (asym)")
+    return "; ".join(parts)
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -204,7 +230,8 @@ class Site:
 
 @dataclass
 class Rewrite:
-    """One rewritten instance, for the report."""
+    """One rewritten instance, for the report (``path``: the unit's scope or the conv; ``conv_path``:
+    the conv node's path, as diagnostics show it)."""
 
     path: str
     mode: str
@@ -215,17 +242,78 @@ class Rewrite:
     params_after: int = 0
     macs_before: int = 0
     macs_after: int = 0
+    conv_path: str = ""
 
 
 @dataclass
 class Result:
-    """What ``factorize`` did."""
+    """What ``factorize`` did; ``left``: conv path -> why a qualifying conv was left alone."""
 
     spec: A.SpecFile
     rewrites: list[Rewrite]
     notes: list[str]
     before: Any = None
     after: Any = None
+    left: dict[str, str] = field(default_factory=dict)
+    edits: Edits = field(default_factory=Edits)
+    what: str = ""
+
+
+# ---------------------------------------------------------------------------------- reasons
+
+_LET = "to let `archdsl transform` rewrite it"
+
+
+def _why_expression() -> str:
+    return f"its kernel size comes from an expression; write it as a literal {_LET}"
+
+
+def _why_not_unit(block: str) -> str:
+    return (f"its kernel size is a parameter of block {block}, which is not a conv unit (one conv2d, then "
+            f"batchnorm/activations); write the kernel as a literal in {block} {_LET}")
+
+
+def _why_unit_call(block: str) -> str:
+    return f"its kernel size comes from an expression in the call of {block}; write it as a literal {_LET}"
+
+
+def _why_imported(site: Loc) -> str:
+    return f"defined in {site.file}:{site.line} (an imported file); copy the block into the spec {_LET}"
+
+
+def _why_aux() -> str:
+    return f"it is an aux head's own element; wrap it in a block {_LET}"
+
+
+def _why_mixed() -> str:
+    return ("its instances need different rewrites (different grids or widths); write them as separate calls "
+            f"{_LET}")
+
+
+def _why_unclonable(owner: str) -> str:
+    return (f"the instances of block {owner} need different rewrites, and a clone of the block needs every call of "
+            f"{owner} in the spec, each making instances of one variant; call it once per variant {_LET}")
+
+
+def _why_mid(reason: str) -> str:
+    return f"{reason}; rewrite it by hand"
+
+
+_WHY_UNKNOWN = "left alone"
+
+
+@dataclass
+class _Book:
+    """Which conv nodes qualify (node -> mode) and why the ones left alone are (node -> (site, reason))."""
+
+    qualifying: dict[int, str] = field(default_factory=dict)
+    left: dict[int, tuple[Loc, str]] = field(default_factory=dict)
+
+    def leave(self, insts: Iterable[Instance], site: Loc, reason: str) -> None:
+        """Record ``reason`` for the qualifying instances (the first reason given wins)."""
+        for i in insts:
+            if i.mode is not None:
+                self.left.setdefault(i.node, (site, reason))
 
 
 def _owner_instance(graph, path: str, block: str | None) -> str | None:
@@ -240,133 +328,201 @@ def _owner_instance(graph, path: str, block: str | None) -> str | None:
     return None
 
 
-def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], notes: list[str]) -> dict[Loc, Site]:
+def _mode(kinds: Kinds, args: dict, ins: tuple | None, out: tuple | None, grid: tuple[int, int]) -> str | None:
+    """The rewrite a conv qualifies for: asym on medium grids (the R302 domain, from ``asym_min``), else
+    stacked 3x3 (R301) for the requested sizes."""
+    if kinds.asym and _asym_ok(args, ins, out, grid, kinds.asym_min):
+        return ASYM
+    if stack_qualifies(args, ins, out, set(kinds.sizes)):
+        return STACK
+    return None
+
+
+def _asym_ok(args: dict, ins: tuple | None, out: tuple | None, grid: tuple[int, int], min_k: int) -> bool:
+    """Odd n x n (n >= ``min_k``), stride 1, undilated, ungrouped, input grid within ``grid``."""
+    if ins is None or out is None or len(ins) != 3:
+        return False
+    kh, kw = args["kernel"]
+    if kh != kw or kh < min_k or kh % 2 == 0:
+        return False
+    if args["stride"] != (1, 1) or args["dilation"] != (1, 1) or args["groups"] != 1:
+        return False
+    return grid[0] <= ins[1] <= grid[1] and grid[0] <= ins[2] <= grid[1]
+
+
+def _aux_heads(stmts: Sequence[A.Stmt], out: set[Loc]) -> set[Loc]:
+    """Locations of the calls that are an ``aux`` statement's own element (they cannot become a chain)."""
+    for st in stmts:
+        if isinstance(st, A.Aux):
+            if isinstance(st.element, A.Call):
+                out.add(st.element.loc)
+            for body in A.element_bodies(st.element):
+                _aux_heads(body, out)
+        elif isinstance(st, A.If):
+            _aux_heads(st.then, out)
+            _aux_heads(st.orelse or (), out)
+        elif isinstance(st, A.Chain):
+            for el in st.elements:
+                for body in A.element_bodies(el):
+                    _aux_heads(body, out)
+    return out
+
+
+def _site_of(res, data: dict, calls: dict[Loc, CallInfo], units: dict[str, Unit | None]
+             ) -> tuple[Loc, str, Unit | None, str | None] | str:
+    """The call fixing a conv's kernel: (location, "conv" or "unit", the unit, the unit instance's
+    scope); else why there is none."""
+    info = calls.get(data["loc"])
+    if info is None:
+        return _why_expression()
+    ker = _arg(info.call, CONV_PARAMS, "kernel")
+    if ker is not None and _is_literal(ker[1].value):
+        return data["loc"], "conv", None, None
+    scope = res.graph.scopes.get(data["scope"])
+    if scope is None or scope.kind != "block" or scope.block not in res.blocks:
+        return _why_expression()
+    if scope.block not in units:
+        bdef = res.blocks[scope.block]
+        units[scope.block] = _unit(bdef.block, dict(bdef.env))
+    unit = units[scope.block]
+    ucall = calls.get(scope.loc) if scope.loc is not None else None
+    if unit is None or ucall is None:
+        return _why_not_unit(scope.block)
+    uk = _arg(ucall.call, unit.params, unit.kernel_param)
+    if uk is None or not _is_literal(uk[1].value):
+        return _why_unit_call(scope.block)
+    return scope.loc, "unit", unit, scope.path
+
+
+def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], book: _Book) -> dict[Loc, Site]:
     graph, main_file = res.graph, res.file
     calls = _index_calls(res.spec, res.blocks)
+    heads = _aux_heads(res.spec.body, set())
+    for bdef in res.blocks.values():
+        _aux_heads(bdef.block.body, heads)
     units: dict[str, Unit | None] = {}
     sites: dict[Loc, Site] = {}
-    seen_notes: set[str] = set()
-
-    def note(msg: str) -> None:
-        if msg not in seen_notes:
-            seen_notes.add(msg)
-            notes.append(msg)
-
     for n, data in graph.g.nodes(data=True):
         if data["op"] != "conv2d" or data["shape"] is None:
             continue
         preds = graph.inputs(n)
         ins = graph.node(preds[0])["shape"] if preds else None
         a, out = data["args"], data["shape"]
-        mode = None
-        if kinds.asym and asym_qualifies(a, ins, out, grid):
-            mode = ASYM
-        elif stack_qualifies(a, ins, out, set(kinds.sizes)):
-            mode = STACK
         k = a["kernel"]
         if k[0] != k[1] or k[0] < 3:
             continue   # never a candidate: no site needed
-        info = calls.get(data["loc"])
-        if info is None:
+        mode = _mode(kinds, a, ins, out, grid)
+        if mode is not None:
+            book.qualifying[n] = mode
+        inst = Instance(n, mode, plan(mode, a, ins, out) if mode is not None else None, None, None)
+        found = _site_of(res, data, calls, units)
+        if isinstance(found, str):
+            book.leave([inst], data["loc"], found)
             continue
-        ker = _arg(info.call, CONV_PARAMS, "kernel")
-        site_loc, kind, unit, elem_scope = None, None, None, None
-        if ker is not None and _is_literal(ker[1].value):
-            site_loc, kind = data["loc"], "conv"
-        else:
-            scope = graph.scopes.get(data["scope"])
-            if scope is not None and scope.kind == "block" and scope.block in res.blocks:
-                if scope.block not in units:
-                    bdef = res.blocks[scope.block]
-                    units[scope.block] = _unit(bdef.block, dict(bdef.env))
-                unit = units[scope.block]
-                ucall = calls.get(scope.loc) if scope.loc is not None else None
-                if unit is not None and ucall is not None:
-                    uk = _arg(ucall.call, unit.params, unit.kernel_param)
-                    if uk is not None and _is_literal(uk[1].value):
-                        site_loc, kind, elem_scope = scope.loc, "unit", scope.path
-        if site_loc is None:
-            if mode is not None:
-                note(f"{data['path']}: its kernel size comes from an expression; rewrite it by hand")
-            continue
+        site_loc, kind, unit, elem_scope = found
         site_info = calls[site_loc]
         if site_info.file != main_file:
-            if mode is not None:
-                note(f"{data['path']}: defined in {site_info.file}; copy that block into the spec to rewrite it")
+            book.leave([inst], site_loc, _why_imported(site_loc))
+            continue
+        if site_loc in heads:
+            book.leave([inst], site_loc, _why_aux())
             continue
         site = sites.get(site_loc)
         if site is None:
             site = sites[site_loc] = Site(site_loc, kind, site_info.call, site_info.owner, unit)
-        p = plan(mode, a, ins, out) if mode is not None else None
-        site.instances.append(Instance(n, mode, p, _owner_instance(graph, data["path"], site.owner), elem_scope))
+        inst.owner_instance = _owner_instance(graph, data["path"], site.owner)
+        inst.elem_scope = elem_scope
+        site.instances.append(inst)
     return sites
 
 
-def _variants(res, sites: dict[Loc, Site], notes: list[str]) -> dict[str | None, list[tuple[dict, list[str]]]]:
+def _top_variant(ss: list[Site], book: _Book) -> list[tuple[dict, list[str]]]:
+    """The network body's one variant: each site's mode, None where its instances disagree."""
+    modes: dict[Loc, str | None] = {}
+    for s in ss:
+        ms = {i.mode for i in s.instances}
+        if len(ms) == 1:
+            modes[s.loc] = ms.pop()
+        else:
+            modes[s.loc] = None
+            book.leave(s.instances, s.loc, _why_mixed())
+    return [(modes, [])]
+
+
+def _variants(res, sites: dict[Loc, Site], book: _Book) -> dict[str | None, list[tuple[dict, list[str]]]]:
     """Per owner block: [(site loc -> mode for this variant, owner-instance paths using it)].
 
     The first variant keeps the block's name; the others become clones.  Top-level sites (owner None)
     get one variant.
     """
-    graph = res.graph
     by_owner: dict[str | None, list[Site]] = {}
     for s in sites.values():
         by_owner.setdefault(s.owner, []).append(s)
     out: dict[str | None, list[tuple[dict, list[str]]]] = {}
     for owner, ss in by_owner.items():
         ss.sort(key=lambda s: (s.loc.line, s.loc.col))
-        if owner is None:
-            modes = {}
-            for s in ss:
-                ms = {i.mode for i in s.instances}
-                if len(ms) == 1:
-                    modes[s.loc] = ms.pop()
-                elif ms != {None}:
-                    modes[s.loc] = None
-                    notes.append(f"{s.loc}: its instances need different rewrites (different grids or widths); "
-                                 f"left alone")
-            out[None] = [(modes, [])]
-            continue
-        # mode vector of every owner instance
-        vec: dict[str, dict[Loc, str | None]] = {}
-        order: list[str] = []
-        for s in ss:
-            for inst in s.instances:
-                key = inst.owner_instance or ""
-                if key not in vec:
-                    vec[key] = {}
-                    order.append(key)
-                prev = vec[key].get(s.loc, inst.mode)
-                vec[key][s.loc] = inst.mode if prev == inst.mode else None
-        calls_of = {p: graph.scopes[p].loc if p in graph.scopes else None for p in order}
-        retargetable = all(loc is not None and loc.file == res.file for loc in calls_of.values())
-        while True:
-            groups: dict[Loc | None, set[tuple]] = {}
-            for p in order:
-                groups.setdefault(calls_of[p], set()).add(tuple(sorted(vec[p].items(), key=lambda kv: (
-                    kv[0].line, kv[0].col))))
-            conflict = [loc for loc, vs in groups.items() if len(vs) > 1]
-            if retargetable and not conflict:
-                break
-            targets = order if not retargetable else [p for p in order if calls_of[p] in conflict]
-            merged: dict[Loc, str | None] = {}
-            for p in targets:
-                for loc, m in vec[p].items():
-                    merged[loc] = m if merged.get(loc, m) == m else None
-            for p in targets:
-                vec[p] = dict(merged)
-            if not retargetable:
-                break
-        variants: list[tuple[dict, list[str]]] = []
-        for p in order:
-            for v in variants:
-                if v[0] == vec[p]:
-                    v[1].append(p)
-                    break
-            else:
-                variants.append((vec[p], [p]))
-        out[owner] = variants
+        out[owner] = _top_variant(ss, book) if owner is None else _block_variants(res, owner, ss, book)
     return out
+
+
+def _block_variants(res, owner: str, ss: list[Site], book: _Book) -> list[tuple[dict, list[str]]]:
+    """The variants of one block: instances grouped by the rewrites they need, merged where a call
+    cannot be retargeted to a clone."""
+    graph = res.graph
+    vec: dict[str, dict[Loc, str | None]] = {}
+    order: list[str] = []
+    mixed: set[tuple[str, Loc]] = set()
+    for s in ss:
+        for inst in s.instances:
+            key = inst.owner_instance or ""
+            if key not in vec:
+                vec[key] = {}
+                order.append(key)
+            prev = vec[key].get(s.loc, inst.mode)
+            if prev != inst.mode:
+                mixed.add((key, s.loc))
+            vec[key][s.loc] = inst.mode if prev == inst.mode else None
+    calls_of = {p: graph.scopes[p].loc if p in graph.scopes else None for p in order}
+    retargetable = all(loc is not None and loc.file == res.file for loc in calls_of.values())
+    _merge(vec, order, calls_of, retargetable)
+    sites = {s.loc: s for s in ss}
+    for p in order:
+        for loc, m in vec[p].items():
+            if m is None:
+                why = _why_mixed() if (p, loc) in mixed else _why_unclonable(owner)
+                book.leave([i for i in sites[loc].instances if (i.owner_instance or "") == p], loc, why)
+    variants: list[tuple[dict, list[str]]] = []
+    for p in order:
+        for v in variants:
+            if v[0] == vec[p]:
+                v[1].append(p)
+                break
+        else:
+            variants.append((vec[p], [p]))
+    return variants
+
+
+def _merge(vec: dict[str, dict[Loc, str | None]], order: list[str], calls_of: dict[str, Loc | None],
+           retargetable: bool) -> None:
+    """Give the instances made by one call (or, when some call cannot be retargeted, all instances)
+    the rewrites they share; a site where they differ gets None."""
+    while True:
+        groups: dict[Loc | None, set[tuple]] = {}
+        for p in order:
+            groups.setdefault(calls_of[p], set()).add(tuple(sorted(vec[p].items(), key=lambda kv: (
+                kv[0].line, kv[0].col))))
+        conflict = [loc for loc, vs in groups.items() if len(vs) > 1]
+        if retargetable and not conflict:
+            return
+        targets = order if not retargetable else [p for p in order if calls_of[p] in conflict]
+        merged: dict[Loc, str | None] = {}
+        for p in targets:
+            for loc, m in vec[p].items():
+                merged[loc] = m if merged.get(loc, m) == m else None
+        for p in targets:
+            vec[p] = dict(merged)
+        if not retargetable:
+            return
 
 
 # ---------------------------------------------------------------------------------- AST building
@@ -412,7 +568,7 @@ class SiteRewrite:
 
 def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], lets: dict[str, A.Let],
               body: Sequence[A.Stmt], block_params: Sequence[str], units: dict[str, Unit],
-              notes: list[str]) -> A.Expr | None:
+              book: _Book) -> A.Expr | None:
     """The intermediate width: a literal when every instance agrees, else a ``let`` over the block's
     parameters (``2 * cin * cout // (cin + cout)``), checked against every instance."""
     mids = {i.plan.mid for i in insts}
@@ -422,8 +578,8 @@ def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], let
     out_arg = _arg(site.call, names, site.unit.out_param if site.kind == "unit" else "out")
     ein = _input_expr(site, body, units)
     if out_arg is None or ein is None:
-        notes.append(f"{site.loc}: instances need different intermediate widths and the input width has no "
-                     f"expression here; left alone")
+        book.leave(insts, site.loc, _why_mid("its instances need different intermediate widths and the input "
+                                             "width has no expression here"))
         return None
     eout = out_arg[1].value
     expr = A.BinOp("//", A.BinOp("*", A.BinOp("*", A.Num(2), ein), eout), A.BinOp("+", ein, eout))
@@ -434,8 +590,8 @@ def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], let
         except DiagnosticError:
             ok = False
         if not ok:
-            notes.append(f"{site.loc}: could not express the intermediate width in the block's parameters; left "
-                         f"alone")
+            book.leave(insts, site.loc, _why_mid("its intermediate width has no expression in the block's "
+                                                 "parameters"))
             return None
     base = f"{eout.id}_mid" if isinstance(eout, A.Name) else f"{site.call.label or 'conv'}_mid"
     name, k = base, 2
@@ -647,37 +803,52 @@ class Replacement:
     final: Loc
 
 
-def factorize(res, kinds: Kinds, grid: tuple[int, int]) -> tuple[A.SpecFile, list[Replacement], list[str]]:
-    """Plan and build the rewritten AST: (new spec, replacements, notes)."""
-    notes: list[str] = []
-    sites = _collect_sites(res, kinds, grid, notes)
-    variants = _variants(res, sites, notes)
-    units = {name: u for name, bdef in res.blocks.items() if (u := _unit(bdef.block, dict(bdef.env))) is not None}
-    spec, graph = res.spec, res.graph
-    counter = [0]
-    replacements: list[Replacement] = []
-    retarget: dict[Loc, str] = {}
-    owner_env: dict[str, dict] = {}
-    for p, info in graph.scopes.items():
-        if info.kind == "block" and info.block in res.blocks:
-            owner_env[p] = {**res.blocks[info.block].env, **info.args}
-    owner_env[""] = dict(graph.params)
-    existing = {b.name for b in spec.blocks} | set(res.blocks) | set(PUBLIC_OPS)
+@dataclass
+class Outcome:
+    """A planned rewrite: the new AST, what replaces what, the same as text edits, and the convs that
+    qualify (node -> mode) or are left alone (node -> (site, reason))."""
 
-    def build(owner: str | None, body: Sequence[A.Stmt], modes: dict[Loc, str | None], users: list[str],
-              params: Sequence[str]) -> tuple[tuple, list[A.Let]]:
+    spec: A.SpecFile
+    replacements: list[Replacement]
+    edits: Edits
+    qualifying: dict[int, str]
+    left: dict[int, tuple[Loc, str]]
+
+    @property
+    def rewritten(self) -> set[int]:
+        """The conv nodes the rewrite replaces."""
+        return {i.node for r in self.replacements for i in r.instances}
+
+
+class _Build:
+    """Builds the rewritten bodies of one plan; records the replacements and text edits as it goes."""
+
+    def __init__(self, res, sites: dict[Loc, Site], book: _Book) -> None:
+        self.res, self.sites, self.book = res, sites, book
+        self.units = {name: u for name, bdef in res.blocks.items()
+                      if (u := _unit(bdef.block, dict(bdef.env))) is not None}
+        self.counter = [0]
+        self.replacements: list[Replacement] = []
+        self.owner_env: dict[str, dict] = {"": dict(res.graph.params)}
+        for p, info in res.graph.scopes.items():
+            if info.kind == "block" and info.block in res.blocks:
+                self.owner_env[p] = {**res.blocks[info.block].env, **info.args}
+
+    def body(self, owner: str | None, body: Sequence[A.Stmt], modes: dict[Loc, str | None], users: list[str],
+             params: Sequence[str]) -> tuple[tuple, list[A.Let], dict[Loc, list[A.Call]]]:
+        """One variant of a body: (new statements, new lets, site location -> replacing calls)."""
         repl: dict[Loc, list[A.Call]] = {}
         lets: dict[str, A.Let] = {}
         taken = _labels_in(body)
         for loc, mode in sorted(modes.items(), key=lambda kv: (kv[0].line, kv[0].col)):
             if mode is None:
                 continue
-            site = sites[loc]
+            site = self.sites[loc]
             insts = sorted((i for i in site.instances if i.mode == mode
                             and (owner is None or (i.owner_instance or "") in users)), key=lambda i: i.node)
             if not insts:
                 continue
-            mid = _mid_expr(site, insts, owner_env, lets, body, params, units, notes)
+            mid = _mid_expr(site, insts, self.owner_env, lets, body, params, self.units, self.book)
             if mid is None:
                 continue
             labels = _factor_labels(site.call.label, len(insts[0].plan.layers), taken)
@@ -687,42 +858,137 @@ def factorize(res, kinds: Kinds, grid: tuple[int, int]) -> tuple[A.SpecFile, lis
                 if not any(PUBLIC_OPS[u.name].family == "activation" for u in unit):
                     unit = unit + [A.Call("relu", ())]
                 rw.unit_copies = unit
-            calls, locs, final = _new_calls(site, rw, counter)
+            calls, locs, final = _new_calls(site, rw, self.counter)
             repl[loc] = calls
-            replacements.append(Replacement(site, insts, locs, final))
-        return _rewrite_body(body, repl, {}), list(lets.values())
+            self.replacements.append(Replacement(site, insts, locs, final))
+        return _rewrite_body(body, repl, {}), list(lets.values()), repl
 
+
+def plan_rewrite(res, kinds: Kinds, grid: tuple[int, int]) -> Outcome:
+    """Plan and build the rewritten AST of an analysed spec (no elaboration)."""
+    book = _Book()
+    sites = _collect_sites(res, kinds, grid, book)
+    variants = _variants(res, sites, book)
+    spec, graph = res.spec, res.graph
+    build = _Build(res, sites, book)
+    edits = Edits()
+    existing = {b.name for b in spec.blocks} | set(res.blocks) | set(PUBLIC_OPS)
     new_bodies: dict[str, tuple] = {}
     clones: dict[str, list[A.Block]] = {}
     for b in spec.blocks:
-        vs = variants.get(b.name)
-        if not vs:
-            continue
         params = [p.name for p in b.params]
-        for vi, (modes, users) in enumerate(vs):
-            body, lets = build(b.name, b.body, modes, users, params)
+        for vi, (modes, users) in enumerate(variants.get(b.name, ())):
+            body, lets, repl = build.body(b.name, b.body, modes, users, params)
             body = tuple(lets) + body
+            name = b.name if vi == 0 else _clone_name(b.name, modes, existing)
+            edits.blocks.append(BlockEdit(b, name, repl, lets))
             if vi == 0:
                 new_bodies[b.name] = body
                 continue
-            suffix = "Asym" if ASYM in modes.values() else "Stack"
-            name, k = f"{b.name}{suffix}", 2
-            while name in existing:
-                name, k = f"{b.name}{suffix}{k}", k + 1
-            existing.add(name)
             clones.setdefault(b.name, []).append(A.Block(name, b.params, body, b.loc))
             for u in users:
-                retarget[graph.scopes[u].loc] = name
+                edits.retarget[graph.scopes[u].loc] = name
     top_modes = variants.get(None, [({}, [])])[0][0]
-    top_body, top_lets = build(None, spec.body, top_modes, [], [])
+    top_body, edits.top_lets, edits.top_repl = build.body(None, spec.body, top_modes, [], [])
+    retarget = edits.retarget
     blocks_out: list[A.Block] = []
     for b in spec.blocks:
         blocks_out.append(dataclasses.replace(b, body=_rewrite_body(new_bodies.get(b.name, b.body), {}, retarget)))
         for c in clones.get(b.name, []):
             blocks_out.append(dataclasses.replace(c, body=_rewrite_body(c.body, {}, retarget)))
     new = dataclasses.replace(spec, blocks=tuple(blocks_out), body=_rewrite_body(top_body, {}, retarget),
-                              lets=spec.lets + tuple(top_lets))
-    return new, replacements, notes
+                              lets=spec.lets + tuple(edits.top_lets))
+    return Outcome(new, build.replacements, edits, book.qualifying, book.left)
+
+
+def _clone_name(base: str, modes: dict[Loc, str | None], existing: set[str]) -> str:
+    suffix = "Asym" if ASYM in modes.values() else "Stack"
+    name, k = f"{base}{suffix}", 2
+    while name in existing:
+        name, k = f"{base}{suffix}{k}", k + 1
+    existing.add(name)
+    return name
+
+
+def factorize(res, kinds: Kinds, grid: tuple[int, int]) -> tuple[A.SpecFile, list[Replacement], list[str]]:
+    """Plan and build the rewritten AST: (new spec, replacements, notes)."""
+    out = plan_rewrite(res, kinds, grid)
+    return out.spec, out.replacements, site_notes(res, out)
+
+
+def site_notes(res, out: Outcome) -> list[str]:
+    """One note per site left alone: the convs it covers and why."""
+    groups: dict[tuple[Loc, str], list[str]] = {}
+    rewritten = out.rewritten
+    for n in sorted(out.left):
+        if n in rewritten:
+            continue
+        site, why = out.left[n]
+        groups.setdefault((site, why), []).append(res.graph.node(n)["path"])
+    return [f"{_paths(paths)}: {why}" for (_, why), paths in groups.items()]
+
+
+def _paths(paths: list[str]) -> str:
+    if len(paths) == 1:
+        return paths[0]
+    if len(paths) <= 3:
+        return ", ".join(paths[:-1]) + f" and {paths[-1]}"
+    return ", ".join(paths[:3]) + f" and {len(paths) - 3} more"
+
+
+# ---------------------------------------------------------------------------------- API for the rules
+
+_CACHE: dict[int, dict[tuple, Outcome]] = {}
+
+
+def _kinds_of(kind: str | Kinds) -> Kinds:
+    return kind if isinstance(kind, Kinds) else parse_kinds(kind)
+
+
+def outcome(res, kind: str | Kinds, grid: tuple[int, int] | None = None) -> Outcome | None:
+    """The planned rewrite of an analysed spec for ``--factorize=KIND`` (cached per analysis); None
+    when the spec did not analyse (errors other than rule findings, which ``--strict`` may raise)."""
+    if res.graph is None or res.spec is None or any(d.is_error and not d.code.startswith("R") for d in res.diags):
+        return None
+    from ..rules.config import OPTIONS
+
+    kinds, grid = _kinds_of(kind), tuple(grid or OPTIONS["grid"].default)
+    per = _CACHE.get(id(res))
+    if per is None:
+        per = _CACHE[id(res)] = {}
+        weakref.finalize(res, _CACHE.pop, id(res), None)
+    key = (kinds, grid)
+    if key not in per:
+        per[key] = plan_rewrite(res, kinds, grid)
+    return per[key]
+
+
+def rewritable(res, kind: str | Kinds, grid: tuple[int, int] | None = None) -> frozenset[str]:
+    """The paths of the conv nodes (as diagnostics show them) that ``archdsl transform --factorize=KIND``
+    rewrites in this analysed spec; ``grid`` is the medium range of ``asym`` (default: the rules' grid)."""
+    out = outcome(res, kind, grid)
+    if out is None:
+        return frozenset()
+    return frozenset(res.graph.node(n)["path"] for n in out.rewritten)
+
+
+def left_alone(res, kind: str | Kinds, grid: tuple[int, int] | None = None) -> dict[str, str]:
+    """Conv path -> why ``archdsl transform --factorize=KIND`` leaves that qualifying conv alone (a phrase
+    a hint can show, ending with what lets the transform rewrite it)."""
+    out = outcome(res, kind, grid)
+    return {} if out is None else _left_paths(res, out)
+
+
+def _left_paths(res, out: Outcome) -> dict[str, str]:
+    rewritten = out.rewritten
+    return {res.graph.node(n)["path"]: out.left.get(n, (None, _WHY_UNKNOWN))[1]
+            for n in sorted(out.qualifying) if n not in rewritten}
+
+
+def why_not(res, kind: str | Kinds, grid: tuple[int, int] | None, path: str) -> str | None:
+    """Why the conv at ``path`` is not rewritten by ``--factorize=KIND`` although it qualifies; None when
+    it is rewritten or does not qualify."""
+    return left_alone(res, kind, grid).get(path)
 
 
 # ---------------------------------------------------------------------------------- verification
@@ -799,7 +1065,8 @@ def match(old, new, replacements: list[Replacement]) -> tuple[list[Matched], lis
                 else:
                     old_out, new_out = inst.node, final[0]
                 row = Rewrite(inst.elem_scope or od["path"], inst.mode, od["args"]["kernel"],
-                              [f"{la.kernel[0]}x{la.kernel[1]}" for la in inst.plan.layers], rep.site.loc)
+                              [f"{la.kernel[0]}x{la.kernel[1]}" for la in inst.plan.layers], rep.site.loc,
+                              conv_path=od["path"])
                 row.params_before, row.macs_before = _costs(og, old_nodes)
                 row.params_after, row.macs_after = _costs(ng, new_nodes)
                 out.append(Matched(old_nodes, sorted(new_nodes), old_out, new_out, row))
@@ -848,23 +1115,38 @@ def transform(path: str, kinds: Kinds, grid: tuple[int, int] | None = None, over
               search_paths: tuple[str, ...] = ()) -> Result:
     """Analyse ``path``, rewrite it and verify the result."""
     from ..pipeline import analyze
-    from ..rules.config import OPTIONS
 
     overrides = dict(overrides or {})
     old = analyze(path, overrides, None, search_paths)
     if not old.ok or old.graph is None:
         raise _AnalysisFailed(old)
-    spec, replacements, notes = factorize(old, kinds, grid or OPTIONS["grid"].default)
-    new = elaborate(spec, old.file, overrides, search_paths)
+    return rewrite(old, kinds, grid, overrides, search_paths)
+
+
+def rewrite(old, kinds: Kinds, grid: tuple[int, int] | None = None, overrides: dict | None = None,
+            search_paths: tuple[str, ...] = ()) -> Result:
+    """Rewrite an analysed spec (``analyze`` with the same overrides and search paths) and verify the
+    result by elaborating it; nothing rewritten leaves ``after`` the analysis itself."""
+    from ..rules.config import OPTIONS
+
+    overrides = dict(overrides or {})
+    grid = tuple(grid or OPTIONS["grid"].default)
+    out = plan_rewrite(old, kinds, grid)
+    result = Result(out.spec, [], site_notes(old, out), old, old, _left_paths(old, out), out.edits,
+                    describe_kinds(kinds, grid))
+    if not out.replacements:
+        return result
+    new = elaborate(out.spec, old.file, overrides, search_paths)
     if not new.ok or new.graph is None:
         raise TransformError("the rewritten spec does not check: "
                              + "; ".join(f"{d.code} {d.message}" for d in new.diags.sorted() if d.is_error))
-    matched, problems = match(old, new, replacements)
+    matched, problems = match(old, new, out.replacements)
     problems += verify(old, new, matched)
     if problems:
         raise TransformError("the rewrite would change the network: " + "; ".join(problems[:5]))
-    rows = sorted((m.row for m in matched), key=lambda r: r.path)
-    return Result(spec, rows, notes, old, new)
+    result.rewrites = sorted((m.row for m in matched), key=lambda r: r.path)
+    result.after = new
+    return result
 
 
 class _AnalysisFailed(Exception):
@@ -897,11 +1179,74 @@ def report_table(result: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def nothing_reason(result: Result) -> str:
+    """Why a transform rewrote nothing: the reasons its qualifying convs were left alone, or that none
+    qualifies."""
+    if not result.left:
+        return f"no conv qualifies: --factorize rewrites {result.what}"
+    n = len(result.left)
+    reasons = list(dict.fromkeys(result.left.values()))
+    shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    return f"{n} qualifying conv{'s' if n != 1 else ''} left alone: {shown}"
+
+
+def render(result: Result, spec_path: str, out_path: str) -> tuple[str, list[str]]:
+    """The rewritten spec as the text to write, and notes about comments that could not be kept.
+
+    ``.arch`` to ``.arch``: the source with the rewrite spliced in (every comment kept).  Otherwise the
+    printer's output, with the source's leading comment block on top."""
+    from ..frontend.loader import is_yaml, parse_source, read_spec_text
+    from ..frontend.printer import leading_comments, to_text, to_yaml
+
+    source = read_spec_text(spec_path)
+    notes: list[str] = []
+    if not is_yaml(spec_path) and not is_yaml(out_path):
+        try:
+            text = splice(source, result.before.spec, result.edits)
+            if parse_source(text, str(out_path)) == result.spec:
+                return text, notes
+            notes.append("the spliced text differs from the rewrite (internal); printed the spec instead, "
+                         "keeping only its leading comments")
+        except (SpliceError, DiagnosticError) as exc:
+            why = exc.diagnostic.message if isinstance(exc, DiagnosticError) else str(exc)
+            notes.append(f"could not splice the rewrite into the source ({why}); printed the spec instead, "
+                         f"keeping only its leading comments")
+    head = leading_comments(source)
+    printed = to_yaml(result.spec) if is_yaml(out_path) else to_text(result.spec)
+    kept = sum(1 for line in head.split("\n") if line.lstrip().startswith("#"))
+    if not notes and _comment_count(source, is_yaml(spec_path)) > kept:
+        notes.append(f"comments below the leading comment block are not carried into printed "
+                     f"{'YAML' if is_yaml(out_path) else 'text'} output")
+    return head + printed, notes
+
+
+def _comment_count(source: str, yaml: bool) -> int:
+    if not yaml:
+        return len(Source(source).comments)
+    return sum(1 for line in source.split("\n") if line.lstrip().startswith("#") or " #" in line)
+
+
+def _check_printed(text: str, result: Result, spec_path: str, out_path: str, overrides: dict,
+                   search_paths: tuple[str, ...]) -> str | None:
+    """Why the text to write does not analyse to the rewritten network (None when it does)."""
+    from ..frontend.loader import is_yaml, parse_source
+
+    extra = tuple(search_paths) + (str(Path(spec_path).resolve().parent),)
+    try:
+        reparsed = parse_source(text, str(out_path), yaml=is_yaml(out_path))
+    except DiagnosticError as exc:
+        return f"internal: the printed spec does not parse: {exc.diagnostic.message}"
+    again = elaborate(reparsed, str(Path(out_path)), overrides, extra)
+    if not again.ok or again.graph.total_params() != result.after.graph.total_params() \
+            or again.graph.eval_macs() != result.after.graph.eval_macs():
+        return "internal: the printed spec differs from the rewritten one"
+    return None
+
+
 def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int, int] | None,
                    params: Sequence[str], search_paths: tuple[str, ...]) -> int:
-    """The ``archdsl transform`` command: rewrite, verify, write ``out_path``, print the table."""
-    from ..frontend.loader import is_yaml, parse_source
-    from ..frontend.printer import to_text, to_yaml
+    """The ``archdsl transform`` command: rewrite, verify, write ``out_path``, print the table.  Exit 1
+    (nothing written) when nothing is rewritten, saying why."""
     from ..io import write_atomic
     from ..pipeline import parse_overrides
 
@@ -909,6 +1254,12 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
     try:
         overrides = parse_overrides(list(params))
         result = transform(spec_path, kinds, grid, overrides, search_paths)
+        for n in result.notes:
+            print(f"note: {n}", file=sys.stderr)
+        if not result.rewrites:
+            print(f"archdsl transform: nothing to rewrite in {spec_path}: {nothing_reason(result)}", file=sys.stderr)
+            return 1
+        text, notes = render(result, spec_path, out_path)
     except DiagnosticError as exc:
         print(format_text(exc.diagnostic, sources), file=sys.stderr)
         return 1
@@ -919,19 +1270,9 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
     except TransformError as exc:
         print(f"archdsl transform: error: {exc}", file=sys.stderr)
         return 1
-    text = to_yaml(result.spec) if is_yaml(out_path) else to_text(result.spec)
-    # the printed spec must parse and analyse to the same network
-    extra = tuple(search_paths) + (str(Path(spec_path).resolve().parent),)
-    try:
-        reparsed = parse_source(text, str(out_path), yaml=is_yaml(out_path))
-    except DiagnosticError as exc:
-        print(f"archdsl transform: error: internal: the printed spec does not parse: {exc.diagnostic.message}",
-              file=sys.stderr)
-        return 1
-    again = elaborate(reparsed, str(Path(out_path)), overrides, extra)
-    if not again.ok or again.graph.total_params() != result.after.graph.total_params() \
-            or again.graph.eval_macs() != result.after.graph.eval_macs():
-        print("archdsl transform: error: internal: the printed spec differs from the rewritten one", file=sys.stderr)
+    problem = _check_printed(text, result, spec_path, out_path, overrides, search_paths)
+    if problem is not None:
+        print(f"archdsl transform: error: {problem}", file=sys.stderr)
         return 1
     try:
         write_atomic(out_path, text)
@@ -939,11 +1280,8 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
         print(format_text(Diagnostic("E005", f"cannot write {out_path}: {exc.strerror or exc}", Loc(out_path, 0, 0))),
               file=sys.stderr)
         return 1
-    for n in result.notes:
+    for n in notes:
         print(f"note: {n}", file=sys.stderr)
-    if not result.rewrites:
-        print(f"nothing to factorize in {spec_path}; wrote it unchanged (reprinted) to {out_path}")
-        return 0
     sys.stdout.write(report_table(result))
     if result.spec.uses and Path(out_path).resolve().parent != Path(spec_path).resolve().parent:
         print(f"note: {out_path} imports {', '.join(u.path for u in result.spec.uses)} relative to its own "

@@ -1,3 +1,3 @@
 """The rule implementations; importing this package registers every rule."""
 
-from . import cost, factorize, report, representation, topology, training  # noqa: F401
+from . import cost, factorize, modern, report, representation, topology, training  # noqa: F401

@@ -5,28 +5,76 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...diagnostics import INFO, WARNING, Diagnostic
-from ..graphctx import PASS_OPS, Ctx, count, grid, hwc, kernel_text, macs, pct, ratio
+from ..graphctx import PASS_OPS, POOL_OPS, Ctx, count, grid, hwc, kernel_text, macs, pct, ratio
 from ..registry import rule
+from .topology import dense_entry_convs
 
 
 def has_reduction(ctx: Ctx, conv: int) -> bool:
-    """Is there a 1x1 conv between ``conv`` and the last fork or merge upstream of it?
+    """Does ``conv`` aggregate over an embedding a 1x1 conv chose: walking upstream through pass ops and
+    other spatial convs (a branch's 3x3 stack) to the last fork or merge, is there a 1x1 conv?
 
+    A 1x1 right in front sets the k x k's input width by design (Inception's reductions, ResNet's and
+    DenseNet-B's bottleneck 1x1, which may even widen a narrow input).  Behind another spatial conv
+    only a 1x1 that does not widen counts: an early *expansion* does not make every later k x k cheap.
     A 1x1 conv shared by several branches (its activation forks) still counts.
     """
     preds = ctx.preds[conv]
-    if not preds:
-        return False
-    cur = preds[0]
+    cur = preds[0] if preds else None
+    behind_spatial = False
     for _ in range(256):
+        if cur is None:
+            return False
         data = ctx.node(cur)
         if data["op"] == "conv2d" and data["args"]["kernel"] == (1, 1):
-            return True
+            ins, out = ctx.in_shape(cur), ctx.shape(cur)
+            return not behind_spatial or (ins is not None and out is not None and out[0] <= ins[0])
+        if data["op"] == "conv2d":
+            behind_spatial = True
         if data["op"] in ("input", "concat", "add") or len(ctx.preds[cur]) != 1:
+            return False
+        if data["op"] != "conv2d" and data["op"] not in PASS_OPS:
             return False
         if len(ctx.succs[cur]) > 1 and data["op"] not in PASS_OPS:
             return False  # a fork: what feeds it is shared with other branches, not a reduction for this one
         cur = ctx.preds[cur][0]
+    return False
+
+
+def inverted_expansion(ctx: Ctx, conv: int) -> bool:
+    """Is ``conv`` the widening k x k of a (fused) inverted residual: a 1x1 projection narrows its output
+    again?  Its narrow input *is* the block's bottleneck (EfficientNetV2's Fused-MBConv, MobileNetV2's
+    linear bottleneck), so there is nothing to reduce in front of it."""
+    ins, out = ctx.in_shape(conv), ctx.shape(conv)
+    if ins is None or out is None or out[0] <= ins[0]:
+        return False
+    nxt = [c for c in ctx.consumers_through_pass(conv) if ctx.op(c) != "mul"]
+    return (len(nxt) == 1 and ctx.op(nxt[0]) == "conv2d" and ctx.node(nxt[0])["args"]["kernel"] == (1, 1)
+            and ctx.shape(nxt[0])[0] < out[0])
+
+
+def in_grid_reduction(ctx: Ctx, conv: int) -> bool:
+    """Is ``conv`` a strided conv in a branch of a grid-reduction module: concatenated with a branch that
+    is a strided pool of the same input (Rethinking section 5, Figure 10)?  That is the paper's own
+    efficient reduction, where a 1x1 in front would re-create the bottleneck it avoids."""
+    if ctx.node(conv)["args"]["stride"] == (1, 1):
+        return False
+    cur = conv
+    for _ in range(64):
+        succs = [s for s in ctx.succs[cur] if s in ctx.eval_nodes]
+        if len(succs) != 1:
+            return False
+        cur = succs[0]
+        if ctx.op(cur) == "concat":
+            break
+    else:
+        return False
+    if ctx.op(cur) != "concat":
+        return False
+    for b in ctx.preds[cur]:
+        p = b if ctx.op(b) in POOL_OPS else ctx.producer(b)
+        if p is not None and ctx.op(p) in POOL_OPS and tuple(ctx.node(p)["args"].get("stride") or (2, 2)) != (1, 1):
+            return True
     return False
 
 
@@ -77,22 +125,27 @@ def _basic_blocks(ctx: Ctx) -> Iterator[tuple[int, int, list[int]]]:
 
 
 @rule("R201", "unreduced-spatial-conv", WARNING,
-      "a k x k conv (k >= 3) on at least `reduce_min_channels` input channels with no 1x1 reduction in front, "
-      "where reducing to `reduce_ratio` of the channels saves more than `reduce_min_saving` of its weights",
+      "a k x k conv (k >= 3) in a branch or residual body, on at least `reduce_min_channels` input channels, with "
+      "no 1x1 reduction in front, where reducing to `reduce_ratio` of the channels saves more than "
+      "`reduce_min_saving` of its weights",
       "Spatial aggregation can be done over a lower-dimensional embedding with little loss: a 1x1 reduction "
       "before a 3x3 or 5x5 convolution is cheap and harmless, and the k x k conv's cost scales with its input "
-      "channels.", "rethinking", ("reduce_min_channels", "reduce_ratio", "reduce_min_saving"))
+      "channels. Not on the main path (a reduction there is the bottleneck principle 1 forbids), not for the "
+      "stride-2 branch of a grid reduction (Figure 10), not for the widening conv of an inverted residual.",
+      "rethinking", ("reduce_min_channels", "reduce_ratio", "reduce_min_saving"))
 def unreduced_conv(ctx: Ctx) -> Iterator[Diagnostic]:
     o = ctx.options
     in_basic = {c for _, _, convs in basic_blocks(ctx) for c in convs}
+    main = set(ctx.main_points) | dense_entry_convs(ctx)   # dense layers: R502's business
     for n in ctx.nodes_with("conv2d"):
         a = ctx.node(n)["args"]
         kh, kw = a["kernel"]
         ins, out = ctx.in_shape(n), ctx.shape(n)
-        if max(kh, kw) < 3 or a["groups"] != 1 or ins is None or out is None or n in in_basic:
+        if max(kh, kw) < 3 or a["groups"] != 1 or ins is None or out is None or n in in_basic or n in main:
             continue
         cin, cout = ins[0], out[0]
-        if cin < o["reduce_min_channels"] or has_reduction(ctx, n):
+        if (cin < o["reduce_min_channels"] or has_reduction(ctx, n) or in_grid_reduction(ctx, n)
+                or inverted_expansion(ctx, n)):
             continue
         r = max(1, round(cin * o["reduce_ratio"]))
         before = kh * kw * cin * cout
@@ -114,8 +167,12 @@ def unreduced_conv(ctx: Ctx) -> Iterator[Diagnostic]:
       "a residual body of two k x k convs on at least `bottleneck_min_channels` channels, compared with the "
       "1x1-kxk-1x1 bottleneck",
       "The bottleneck block (1x1 reduce to a quarter, 3x3, 1x1 expand) costs a fraction of two full-width 3x3 "
-      "convs; ResNet uses it to make 50+ layer networks affordable.", "resnet", ("bottleneck_min_channels",))
+      "convs; ResNet uses it to make 50+ layer networks affordable. Only in networks deeper than 34 weight "
+      "layers: the paper itself keeps the two-conv block for ResNet-18/34.", "resnet", ("bottleneck_min_channels",))
 def basic_block(ctx: Ctx) -> Iterator[Diagnostic]:
+    out_node = ctx.graph.outputs.get("main")
+    if out_node is None or ctx.depths()["longest"].get(out_node, 0) <= 34:
+        return
     for add, fork, convs in basic_blocks(ctx):
         out, ins = ctx.shape(add), ctx.shape(fork)
         cout, cin = out[0], ins[0]
@@ -132,7 +189,7 @@ def basic_block(ctx: Ctx) -> Iterator[Diagnostic]:
         msg = (f"residual body of two {k}x{k} convs on {cout} channels ({grid(out)}): a bottleneck 1x1 {cin}->{mid}, "
                f"{k}x{k} {mid}->{mid}, 1x1 {mid}->{cout} has {count(after)} weights vs {count(before)} "
                f"({ratio(before, after)} fewer), {macs(m1)} vs {macs(m0)} MACs")
-        hint = ("a Bottleneck block (as in ResNet-50/101/152) buys depth at this cost; the two-conv block is the "
+        hint = ("at this depth use a Bottleneck block (as ResNet-50/101/152 do): the two-conv block is the "
                 "paper's choice only for the shallow ResNet-18/34")
         yield ctx.diag("R202", INFO, add, msg, hint,
                        {"channels_in": cin, "channels_out": cout, "mid": mid, "weights_before": before,

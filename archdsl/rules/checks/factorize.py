@@ -16,14 +16,34 @@ def _evidence(p) -> dict:
             "weights_after": p.weights_after, "macs_before": p.macs_before, "macs_after": p.macs_after}
 
 
+def command_hint(ctx: Ctx, nid: int, kind: str) -> str:
+    """The command that writes the fix, named only when it really rewrites this conv; otherwise why it
+    would not (``archdsl transform`` leaves imported blocks and computed kernels alone, for example)."""
+    if ctx.analysis is None:
+        return "write it by hand"
+    from ...transforms.factorize import rewritable, why_not
+
+    grid, path = ctx.options["grid"], ctx.node(nid)["path"]
+    if path in rewritable(ctx.analysis, kind, grid):
+        return f"`archdsl transform --factorize={kind}` writes it"
+    why = why_not(ctx.analysis, kind, grid, path)
+    return f"write it by hand (`archdsl transform` leaves it alone: {why})" if why else "write it by hand"
+
+
+def _medium(ins: tuple, g: tuple[int, int]) -> bool:
+    return g[0] <= ins[1] <= g[1] and g[0] <= ins[2] <= g[1]
+
+
 @rule("R301", "factorize-into-3x3", WARNING,
-      "an n x n conv (odd n >= 5, stride 1) that a stack of (n-1)/2 3x3 convs replaces with the same receptive field",
+      "an n x n conv (odd n >= 5, stride 1) outside the medium grid range (`grid`) that a stack of (n-1)/2 3x3 "
+      "convs replaces with the same receptive field (on a medium grid R302 applies instead)",
       "Two stacked 3x3 convs see a 5x5 window for 18 instead of 25 weights per channel pair (28% fewer), three "
-      "see 7x7 for 27 instead of 49; the non-linearity between them adds expressiveness.", "rethinking")
+      "see 7x7 for 27 instead of 49; the non-linearity between them adds expressiveness.", "rethinking", ("grid",))
 def factorize_3x3(ctx: Ctx) -> Iterator[Diagnostic]:
+    g = ctx.options["grid"]
     for n in ctx.nodes_with("conv2d"):
         a, ins, out = ctx.node(n)["args"], ctx.in_shape(n), ctx.shape(n)
-        if not stack_qualifies(a, ins, out):
+        if not stack_qualifies(a, ins, out) or _medium(ins, g):
             continue
         p = plan(STACK, a, ins, out)
         k = kernel_text(p.kernel)
@@ -31,30 +51,31 @@ def factorize_3x3(ctx: Ctx) -> Iterator[Diagnostic]:
         msg = (f"{k} conv on {hwc(ins)} can be {NUMBER_WORDS.get(len(p.layers), len(p.layers))} stacked 3x3 convs "
                f"(same receptive field): {count(p.weights_before)} -> {count(p.weights_after)} weights "
                f"({pct(p.weights_before, p.weights_after)}), {macs(p.macs_before)} -> {macs(p.macs_after)} MACs")
-        hint = (f"3x3 convs {widths} with the spec's conv unit (its ReLU) between them; "
-                f"`archdsl transform --factorize={k}` writes it")
+        hint = f"3x3 convs {widths} with the spec's conv unit (its ReLU) between them; " + command_hint(ctx, n, k)
         yield ctx.diag("R301", WARNING, n, msg, hint, _evidence(p))
 
 
-@rule("R302", "factorize-asymmetric", INFO,
-      "an n x n conv (odd n >= 3, stride 1) on a medium grid (`grid`, 12 to 20 by default) that a 1 x n conv "
+@rule("R302", "factorize-asymmetric", WARNING,
+      "an n x n conv (odd n >= 5, stride 1) on a medium grid (`grid`, 12 to 20 by default) that a 1 x n conv "
       "followed by an n x 1 conv replaces",
-      "1 x n then n x 1 costs 2n instead of n^2 weights per channel pair (33% fewer for 3x3, more for larger n); "
-      "the paper found it works well on medium grids and poorly early.", "rethinking", ("grid",))
+      "1 x n then n x 1 costs 2n instead of n^2 weights per channel pair (60% fewer for 5x5, 71% for 7x7); the "
+      "paper found it gives very good results on medium grids (its 17x17 modules use 1x7 + 7x1) and poorly "
+      "early. 3x3 convs are left alone: the paper's modules keep them.", "rethinking", ("grid",))
 def factorize_asym(ctx: Ctx) -> Iterator[Diagnostic]:
     g = ctx.options["grid"]
     for n in ctx.nodes_with("conv2d"):
         a, ins, out = ctx.node(n)["args"], ctx.in_shape(n), ctx.shape(n)
-        if not asym_qualifies(a, ins, out, g):
+        if not asym_qualifies(a, ins, out, g) or a["kernel"][0] < 5:
             continue
         p = plan(ASYM, a, ins, out)
         k = p.kernel[0]
         msg = (f"{k}x{k} conv on {hwc(ins)} (a medium grid, {g[0]} to {g[1]}) can be a 1x{k} conv followed by a "
                f"{k}x1 conv: {count(p.weights_before)} -> {count(p.weights_after)} weights "
                f"({pct(p.weights_before, p.weights_after)}), {macs(p.macs_before)} -> {macs(p.macs_after)} MACs")
-        hint = (f"1x{k} {p.in_shape[0]}->{p.mid} then {k}x1 {p.mid}->{p.out_shape[0]}; "
-                f"`archdsl transform --factorize=asym` writes it")
-        yield ctx.diag("R302", INFO, n, msg, hint, _evidence(p))
+        stack = plan(STACK, a, ins, out)
+        hint = (f"1x{k} {p.in_shape[0]}->{p.mid} then {k}x1 {p.mid}->{p.out_shape[0]}; " + command_hint(ctx, n, "asym")
+                + f" (stacked 3x3 convs would cost {count(stack.weights_after)} weights, {macs(stack.macs_after)} MACs)")
+        yield ctx.diag("R302", WARNING, n, msg, hint, _evidence(p))
 
 
 def _asym_kernel(a: dict) -> int | None:
@@ -64,10 +85,12 @@ def _asym_kernel(a: dict) -> int | None:
     return None
 
 
-@rule("R303", "asymmetric-on-large-grid", WARNING,
+@rule("R303", "asymmetric-on-large-grid", INFO,
       "a 1 x n or n x 1 conv on a grid larger than the medium range (`grid`)",
       "The paper found asymmetric factorization does not work well on early layers (large grids), only on "
-      "medium grids of about 12 to 20.", "rethinking", ("grid",))
+      "medium grids of about 12 to 20. An info, not a warning: the authors' own Inception-v4 stem (Szegedy et "
+      "al. 2017, Figure 3) uses a 7x1 + 1x7 pair on its 73x73 grid, and the square alternative costs more.",
+      "rethinking", ("grid",))
 def asym_large_grid(ctx: Ctx) -> Iterator[Diagnostic]:
     hi = ctx.options["grid"][1]
     paired: set[int] = set()
@@ -97,9 +120,11 @@ def asym_large_grid(ctx: Ctx) -> Iterator[Diagnostic]:
                    f"asymmetric factorization works poorly this early; the pair costs {count(now_w)} params, "
                    f"{macs(now_m)} MACs")
             if square is not None:
-                hint = (f"use {len(square.layers)} stacked 3x3 convs for the {k}x{k} window here "
-                        f"({count(square.weights_after)} weights, {macs(square.macs_after)} MACs), or move the pair "
-                        f"after the next grid reduction")
+                cost = "more" if square.macs_after > now_m else "less"
+                hint = (f"if accuracy suffers, use {len(square.layers)} stacked 3x3 convs for the {k}x{k} window "
+                        f"here ({count(square.weights_after)} weights, {macs(square.macs_after)} MACs: "
+                        f"{square.macs_after / now_m:.2f}x the pair's, {cost}), or move the pair after the next "
+                        f"grid reduction")
                 ev.update(square_weights=square.weights_after, square_macs=square.macs_after)
             else:
                 hint = "use a 3x3 conv here, or move the pair after the next grid reduction"
@@ -108,4 +133,4 @@ def asym_large_grid(ctx: Ctx) -> Iterator[Diagnostic]:
             msg = (f"{kernel_text(a['kernel'])} conv on a {grid(ins)} grid (above the medium range, {hi}): the paper "
                    f"found asymmetric factorization works poorly this early")
             hint = "use square kernels on large grids; keep 1 x n / n x 1 convs for 12x12 to 20x20 grids"
-        yield ctx.diag("R303", WARNING, n, msg, hint, ev)
+        yield ctx.diag("R303", INFO, n, msg, hint, ev)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ...diagnostics import INFO, Diagnostic
+from ...diagnostics import INFO, WARNING, Diagnostic
 from ..graphctx import Ctx, count, macs
 from ..registry import rule
 
@@ -22,7 +22,10 @@ def dropout_with_bn(ctx: Ctx) -> Iterator[Diagnostic]:
         below = sum(bns[p] for p in ctx.preds[n]) if len(ctx.preds[n]) == 1 else max(
             (bns[p] for p in ctx.preds[n]), default=0)
         bns[n] = below + (1 if ctx.op(n) == "batchnorm" else 0)
+    before_bn = _upstream_of_batchnorm(ctx)
     for n in drops:
+        if n in before_bn:
+            continue   # R603's case
         count_bn = bns[ctx.preds[n][0]] if ctx.preds[n] else 0
         p = ctx.node(n)["args"]["p"]
         if not count_bn or not p:
@@ -31,6 +34,60 @@ def dropout_with_bn(ctx: Ctx) -> Iterator[Diagnostic]:
                        f"{ctx.op(n)}(p = {p:g}) after {count_bn} batchnorm layers: BN already regularizes, and the "
                        f"BN paper found dropout unnecessary next to it",
                        "try a lower p or no dropout when training with BN", {"p": p, "batchnorm_upstream": count_bn})
+
+
+def _upstream_of_batchnorm(ctx: Ctx) -> set[int]:
+    """Nodes of the eval graph from which some batchnorm is reachable."""
+    return ctx.cached("upstream_of_bn", lambda: _upstream_bn(ctx))
+
+
+def _upstream_bn(ctx: Ctx) -> set[int]:
+    out: set[int] = set()
+    ev = ctx.eval_nodes
+    for n in reversed(ctx.order):
+        if n in ev and any(s in ev and (ctx.op(s) == "batchnorm" or s in out) for s in ctx.succs[n]):
+            out.add(n)
+    return out
+
+
+@rule("R603", "dropout-before-batchnorm", WARNING,
+      "dropout whose output reaches a batchnorm layer (in the eval graph)",
+      "BN's running statistics are collected under dropout's train-time scaling, so at inference the layers "
+      "after it see a different variance than BN normalized for (the variance shift); the BN paper removed "
+      "dropout from BN-Inception, and dropout belongs after the last BN, before the classifier.",
+      'Li et al. 2019, "Understanding the Disharmony between Dropout and Batch Normalization by Variance Shift"; '
+      'Ioffe & Szegedy 2015, section 4.2.1')
+def dropout_before_bn(ctx: Ctx) -> Iterator[Diagnostic]:
+    before_bn = _upstream_of_batchnorm(ctx)
+    for n in ctx.nodes_with("dropout", "dropout2d"):
+        p = ctx.node(n)["args"]["p"]
+        if n not in before_bn or not p:
+            continue
+        nxt = _next_batchnorm(ctx, n)
+        where = f" (the next one: {ctx.path(nxt)})" if nxt is not None else ""
+        yield ctx.diag("R603", WARNING, n,
+                       f"{ctx.op(n)}(p = {p:g}) feeds batch normalization{where}: BN's statistics are collected "
+                       f"under dropout's 1/(1-p) = {1 / (1 - p):.2f}x train-time scaling and no longer match at "
+                       f"inference (variance shift)",
+                       "remove it (BN regularizes; the BN paper dropped dropout from BN-Inception) or move it after "
+                       "the last batchnorm, in front of the classifier",
+                       {"p": p, "next_batchnorm": ctx.path(nxt) if nxt is not None else None})
+
+
+def _next_batchnorm(ctx: Ctx, nid: int) -> int | None:
+    """The first batchnorm downstream of ``nid`` in graph order."""
+    pos = {n: i for i, n in enumerate(ctx.order)}
+    seen, stack, best = {nid}, list(ctx.succs[nid]), None
+    while stack:
+        s = stack.pop()
+        if s in seen or s not in ctx.eval_nodes:
+            continue
+        seen.add(s)
+        if ctx.op(s) == "batchnorm":
+            best = s if best is None or pos[s] < pos[best] else best
+            continue
+        stack.extend(ctx.succs[s])
+    return best
 
 
 @rule("R602", "width-depth-balance", INFO,

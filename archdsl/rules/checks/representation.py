@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 
 from ...diagnostics import INFO, WARNING, Diagnostic
-from ..graphctx import POOL_OPS, WEIGHT_OPS, Ctx, chw, count, grid, macs
+from ..graphctx import PASS_OPS, POOL_OPS, WEIGHT_OPS, Ctx, chw, count, grid, macs
 from ..registry import rule
 
 HEAD_POOLS = frozenset(("adaptive_avgpool", "adaptive_maxpool", "global_avgpool", "global_maxpool", "flatten"))
@@ -50,22 +50,110 @@ def _last_weight(ctx: Ctx, nid: int, stop: int) -> int | None:
     return None
 
 
+def carried_densities(ctx: Ctx, pts: list[int]) -> dict[int, float | None]:
+    """The representation each main-path point *carries*, per input pixel; None for a transient one.
+
+    - A 1x1 expansion adds dimensions but no information its input lacked; it and the depthwise convs,
+      gates, norms and activations after it are *transient* (MobileNetV2 section 3.2: the expansion is
+      "an implementation detail" of the narrow bottleneck), so they are not peaks.  So is a widening
+      k x k conv that a 1x1 projection narrows again (a fused MBConv; MobileNetV2's own stem conv
+      followed by its first depthwise block).
+    - A pool or a pass op carries no more than what it reads; a concatenation carries the sum of its
+      branches, a branch ending in a 1x1 expansion counting only that expansion's input.
+    - A dense block's concatenation counts at ``transition_theta`` of its width: DenseNet-C compresses
+      it by that factor by design (R503 judges the compression itself).
+    """
+    return ctx.cached("carried", lambda: _carried(ctx, pts))
+
+
+def _carried(ctx: Ctx, pts: list[int]) -> dict[int, float | None]:
+    theta = ctx.options["transition_theta"]
+    out: dict[int, float | None] = {}
+    for p in pts:
+        d = _density(ctx, p)
+        if ctx.op(p) == "concat":
+            d = d * theta if ctx.node(p)["args"].get("dense") else _concat_width(ctx, p) / _jump_area(ctx, p)
+        prev = ctx.preds[p][0] if len(ctx.preds[p]) == 1 else None
+        if prev is not None and out.get(prev) is not None and (ctx.op(p) in PASS_OPS or ctx.op(p) in POOL_OPS):
+            d = min(d, out[prev])   # a pool or a norm carries no more than what it reads
+        out[p] = d
+    for start, end in _expansions(ctx, pts):
+        for p in pts[start:end]:
+            out[p] = None
+    return out
+
+
+def _concat_width(ctx: Ctx, nid: int) -> int:
+    """The channels a concatenation carries: a branch that ends in a 1x1 expansion carries only its
+    input's width (SqueezeNet's expand1x1 next to expand3x3, for example)."""
+    total = 0
+    for b in ctx.preds[nid]:
+        prod = b if ctx.op(b) not in PASS_OPS else ctx.producer(b)
+        width = ctx.shape(b)[0]
+        if prod is not None and ctx.is_expansion(prod):
+            width = min(width, ctx.in_shape(prod)[0])
+        total += width
+    return total
+
+
+def _follows_expansion(ctx: Ctx, p: int) -> bool:
+    """Ops that keep an expanded tensor expanded: norms, activations, gates, depthwise convs."""
+    return ctx.op(p) in PASS_OPS or ctx.op(p) == "mul" or ctx.is_depthwise(p)
+
+
+def _expansions(ctx: Ctx, pts: list[int]) -> Iterator[tuple[int, int]]:
+    """Index ranges ``[start, end)`` of ``pts`` holding an expanded tensor: from a 1x1 expansion, or from
+    a widening k x k conv that a 1x1 projection narrows again (EfficientNetV2's fused MBConv), up to the
+    projection."""
+    i = 0
+    while i < len(pts):
+        p = pts[i]
+        ins, out = ctx.in_shape(p), ctx.shape(p)
+        widens = (ctx.op(p) == "conv2d" and ctx.node(p)["args"]["groups"] == 1 and ins is not None
+                  and out[0] > ins[0])
+        if not widens:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(pts) and _follows_expansion(ctx, pts[j]):
+            j += 1
+        projected = (j < len(pts) and ctx.op(pts[j]) == "conv2d" and ctx.node(pts[j])["args"]["kernel"] == (1, 1)
+                     and ctx.shape(pts[j])[0] < out[0])
+        if ctx.is_expansion(p) or projected:
+            yield i, j
+        i = j
+
+
+def _reduction_before_aggregation(ctx: Ctx, nid: int) -> bool:
+    """Is ``nid`` the output of a 1x1 reduction (or its norm/activation) that a conv with a spatial
+    kernel reads?  That is principle 3 ("before performing a more spread out convolution, one can
+    reduce the dimension of the input representation"), not a bottleneck."""
+    prod = nid if ctx.op(nid) == "conv2d" else ctx.producer(nid)
+    if prod is None or ctx.op(prod) != "conv2d" or ctx.node(prod)["args"]["kernel"] != (1, 1):
+        return False
+    return any(ctx.op(c) == "conv2d" and max(ctx.node(c)["args"]["kernel"]) > 1
+               for c in ctx.consumers_through_pass(nid))
+
+
 @rule("R101", "representational-bottleneck", WARNING,
       "the representation (C x H x W, per input pixel) drops by more than `bottleneck_factor` between consecutive "
       "stages of the main path",
       "An extreme compression of the representation loses information later layers cannot recover; it "
       "should shrink gently from input to output, and a bottleneck is worst early in the network.",
-      "rethinking", ("bottleneck_factor", "grid"),
+      "rethinking", ("bottleneck_factor", "grid", "transition_theta"),
       severity_note="warning on early (larger than the medium range) grids, info later")
 def representational_bottleneck(ctx: Ctx) -> Iterator[Diagnostic]:
     """A stage is a run of main-path points on one grid.  Each point is compared with the largest
-    representation of its own stage so far and of the previous stage; a run of points beyond the
-    limit is one finding, reported at its worst point."""
+    representation carried in its own stage so far and in the previous stage; a run of points beyond
+    the limit is one finding, reported at its worst point.  A run whose every point is a 1x1 reduction
+    read by a spatial conv (principle 3) is not a finding."""
     pts = _feature_points(ctx)
+    carried = carried_densities(ctx, pts)
     factor = ctx.options["bottleneck_factor"]
-    best_prev = best_cur = None   # (density, node) maxima of the previous and current stage
+    best_prev = best_cur = None   # (carried density, node) maxima of the previous and current stage
     hw = None
     run: list[tuple[float, int, int]] = []
+    excused = True
     found: list[tuple[float, int, int]] = []
     for p in pts:
         d = _density(ctx, p)
@@ -75,43 +163,103 @@ def representational_bottleneck(ctx: Ctx) -> Iterator[Diagnostic]:
         ref = max((x for x in (best_prev, best_cur) if x is not None), default=None, key=lambda x: x[0])
         if ref is not None and ref[0] / d > factor:
             run.append((ref[0] / d, ref[1], p))
+            excused = excused and _reduction_before_aggregation(ctx, p)
         elif run:
-            found.append(max(run))
-            run = []
-        if best_cur is None or d > best_cur[0]:
-            best_cur = (d, p)
-    if run:
-        found.append(max(run))
+            if not excused:
+                found.append(max(run, key=lambda x: x[0]))
+            run, excused = [], True
+        c = carried[p]
+        if c is not None and (best_cur is None or c > best_cur[0]):
+            best_cur = (c, p)
+    if run and not excused:
+        found.append(max(run, key=lambda x: x[0]))
     for drop, peak, low in found:
-        ps, ls = ctx.shape(peak), ctx.shape(low)
-        early = _is_early(ctx, ps)
-        rf = ctx.node(low)["rf"]
-        need = math.ceil(_density(ctx, peak) / factor * rf[2] * rf[3])
-        msg = (f"representation drops {drop:.1f}x on the main path, from {chw(ps)} ({count(math.prod(ps))} values, "
-               f"{ctx.path(peak)}) to {chw(ls)} ({count(math.prod(ls))}, {ctx.path(low)}); limit "
-               f"{factor:g}x{', early in the network' if early else ''}")
-        hint = f"keep at least {need} channels at {grid(ls)}"
-        conv = _last_weight(ctx, low, peak)
-        ev = {"peak": list(ps), "valley": list(ls), "drop": round(drop, 3), "limit": factor, "min_channels": need}
-        if conv is not None and ctx.op(conv) == "conv2d" and ctx.shape(conv)[0] < need:
-            cs, cin = ctx.shape(conv), ctx.in_shape(conv)[0]
-            kh, kw = ctx.node(conv)["args"]["kernel"]
-            grow = need - cs[0]
-            dw, dm = kh * kw * cin * grow, kh * kw * cin * grow * cs[1] * cs[2]
-            hint += (f": widen {ctx.path(conv)} from {cs[0]} to {need} channels (+{count(dw)} weights, "
-                     f"+{macs(dm)} MACs)")
-            ev.update(widen=ctx.path(conv), extra_weights=dw, extra_macs=dm)
-        elif ls[0] < need:
-            hint += f" (it has {ls[0]})"
-        yield ctx.diag("R101", WARNING if early else INFO, low, msg, hint, ev)
+        yield _bottleneck_finding(ctx, drop, peak, low, carried[peak], factor)
+
+
+def _bottleneck_finding(ctx: Ctx, drop: float, peak: int, low: int, peak_density: float,
+                        factor: float) -> Diagnostic:
+    ps, ls = ctx.shape(peak), ctx.shape(low)
+    early = _is_early(ctx, ps)
+    rf = ctx.node(low)["rf"]
+    need = math.ceil(peak_density / factor * rf[2] * rf[3])
+    if ctx.op(peak) == "concat" and ctx.node(peak)["args"].get("dense"):
+        theta = ctx.options["transition_theta"]
+        source = (f"{chw(ps)} counted at theta = {theta:g} ({count(math.prod(ps) * theta)} values, "
+                  f"{ctx.path(peak)}, a dense block's output)")
+    else:
+        source = f"{chw(ps)} ({count(math.prod(ps))} values, {ctx.path(peak)})"
+    msg = (f"representation drops {drop:.1f}x on the main path, from {source} to {chw(ls)} "
+           f"({count(math.prod(ls))}, {ctx.path(low)}); limit {factor:g}x{', early in the network' if early else ''}")
+    hint = f"keep at least {need} channels at {grid(ls)}"
+    conv = _last_weight(ctx, low, peak)
+    ev = {"peak": list(ps), "valley": list(ls), "drop": round(drop, 3), "limit": factor, "min_channels": need}
+    if conv is not None and ctx.op(conv) == "conv2d" and ctx.shape(conv)[0] < need:
+        cs, cin = ctx.shape(conv), ctx.in_shape(conv)[0]
+        kh, kw = ctx.node(conv)["args"]["kernel"]
+        grow = need - cs[0]
+        dw, dm = kh * kw * cin * grow, kh * kw * cin * grow * cs[1] * cs[2]
+        hint += (f": widen {ctx.path(conv)} from {cs[0]} to {need} channels (+{count(dw)} weights, "
+                 f"+{macs(dm)} MACs)")
+        ev.update(widen=ctx.path(conv), extra_weights=dw, extra_macs=dm)
+    elif ls[0] < need:
+        hint += f" (it has {ls[0]})"
+    return ctx.diag("R101", WARNING if early else INFO, low, msg, hint, ev)
 
 
 def _pool_stride(args: dict) -> tuple[int, int]:
     return tuple(args["stride"] if args.get("stride") is not None else args["kernel"])
 
 
+def _expansion_after(ctx: Ctx, pts: list[int], k: int) -> tuple[int, int, int] | None:
+    """The widest point (by carried width) on the pooled grid before the next grid change, up to and
+    including the first merge: the width the pool's output is expanded to by the layers after it.
+    Returns ``(point, its carried width, the pool's carried width)``; None if a dense concatenation
+    comes first (DenseNet's transitions are R503's business)."""
+    carried = carried_densities(ctx, _feature_points(ctx))
+    q = pts[k]
+    pooled = ctx.shape(q)
+    start = _carried_width(ctx, q, carried)
+    best, best_c = None, start
+    for r in pts[k + 1:]:
+        rs = ctx.shape(r)
+        if rs is None or len(rs) != 3 or rs[1:] != pooled[1:]:
+            break
+        if ctx.op(r) == "concat" and ctx.node(r)["args"].get("dense"):
+            return None
+        width = _carried_width(ctx, r, carried)
+        if width is not None and width > best_c:
+            best, best_c = r, width
+        if ctx.op(r) in ("concat", "add"):
+            break
+    return None if best is None else (best, best_c, start)
+
+
+def _carried_width(ctx: Ctx, nid: int, carried: dict[int, float | None]) -> int | None:
+    c = carried.get(nid)
+    return None if c is None else min(ctx.shape(nid)[0], math.floor(c * _jump_area(ctx, nid) + 1e-9))
+
+
+def _jump_area(ctx: Ctx, nid: int) -> int:
+    rf = ctx.node(nid)["rf"] or (1, 1, 1, 1)
+    return rf[2] * rf[3]
+
+
+def _is_stem_pool(ctx: Ctx, pts: list[int], k: int) -> bool:
+    """The network's first pooling grid reduction, while the representation is still at least as large
+    as the input: the stem, which builds the representation (Rethinking's own Inception-v3 stem pools 64
+    channels and then widens to 80 and 192, Table 1; GoogLeNet, BN-Inception and ResNet do the same)."""
+    inp = ctx.graph.input_shape
+    for q in pts[:k]:
+        if ctx.op(q) in POOL_OPS and _pool_stride(ctx.node(q)["args"]) != (1, 1):
+            return False
+    qs = ctx.shape(pts[k])
+    return inp is not None and math.prod(qs) >= math.prod(inp)
+
+
 @rule("R102", "pool-then-expand", WARNING,
-      "a grid reduction done by pooling, after which the channels grow by `expand_factor` or more",
+      "a grid reduction done by pooling, after which the channels grow by `expand_factor` or more (the stem's "
+      "first pool excepted)",
       "Pool-then-expand squeezes the representation exactly where the grid shrinks (a bottleneck); "
       "expand-then-pool costs about 4x more; the efficient form is a stride-2 conv branch in parallel with "
       "a stride-2 pool, concatenated.",
@@ -124,21 +272,13 @@ def pool_then_expand(ctx: Ctx) -> Iterator[Diagnostic]:
         if ctx.op(q) not in POOL_OPS or _pool_stride(ctx.node(q)["args"]) == (1, 1):
             continue
         qs, xs = ctx.shape(q), ctx.in_shape(q)
-        if qs is None or xs is None or len(qs) != 3 or qs[1:] == xs[1:]:
+        if qs is None or xs is None or len(qs) != 3 or qs[1:] == xs[1:] or _is_stem_pool(ctx, pts, k):
             continue
-        expand = None
-        for r in pts[k + 1:]:
-            rs = ctx.shape(r)
-            if rs is None or len(rs) != 3 or rs[1:] != qs[1:]:
-                break
-            if rs[0] != qs[0]:
-                expand = r
-                break
-        if expand is None:
+        found = _expansion_after(ctx, pts, k)
+        if found is None or found[2] is None or found[1] < factor * found[2]:
             continue
+        expand = found[0]
         rs = ctx.shape(expand)
-        if rs[0] < factor * qs[0] or (ctx.op(expand) == "concat" and ctx.node(expand)["args"].get("dense")):
-            continue
         lo, hi = pos[q], pos[expand]
         now = sum(ctx.node(n)["costs"].macs for n in ctx.order[lo + 1:hi + 1] if n in ctx.eval_nodes)
         area = qs[1] * qs[2]
@@ -153,5 +293,6 @@ def pool_then_expand(ctx: Ctx) -> Iterator[Diagnostic]:
                 f"{chw(rs)} directly for {count(pw)} weights, {macs(pm)} MACs (expanding before the pool "
                 f"would cost ~{macs(before)} MACs instead of {macs(now)})")
         yield ctx.diag("R102", WARNING, q, msg, hint,
-                       {"input": list(xs), "pooled": list(qs), "expanded": list(rs), "parallel_weights": pw,
-                        "parallel_macs": pm, "expand_macs": now, "expand_then_pool_macs": before})
+                       {"input": list(xs), "pooled": list(qs), "expanded": list(rs), "parallel_out": extra,
+                        "parallel_weights": pw, "parallel_macs": pm, "expand_macs": now,
+                        "expand_then_pool_macs": before})

@@ -119,6 +119,13 @@ def _layer_entry_conv(ctx: Ctx, layer_out: int, inputs: set[int]) -> int | None:
     return None
 
 
+def dense_entry_convs(ctx: Ctx) -> frozenset[int]:
+    """The first conv of every dense layer (what R502 judges; R201 leaves them to it)."""
+    return ctx.cached("dense_entries", lambda: frozenset(
+        c for _, feats, cats in _dense_blocks(ctx) for f in feats[1:]
+        if (c := _layer_entry_conv(ctx, f, cats)) is not None))
+
+
 @rule("R502", "dense-without-bottleneck", WARNING,
       "DenseNet layers applying a k x k conv directly to more than `dense_bottleneck_factor` x growth-rate input "
       "channels",
@@ -168,36 +175,56 @@ def _downstream_convs(ctx: Ctx, t: int) -> list[int]:
     return out
 
 
+def _downstream_savings(ctx: Ctx, pool: int, delta: int) -> tuple[int, int]:
+    """Weights and MACs the convs after a transition save when it emits ``delta`` fewer channels."""
+    dw = dm = 0
+    for c in _downstream_convs(ctx, pool):
+        ca = ctx.node(c)["args"]
+        co = ctx.shape(c)
+        per = ca["kernel"][0] * ca["kernel"][1] * co[0] // ca["groups"]
+        dw += delta * per
+        dm += delta * per * co[1] * co[2]
+    return dw, dm
+
+
+def _strided_pool(ctx: Ctx, nid: int, grid_of: tuple) -> int | None:
+    """The single pool reading ``nid`` (through pass ops) that shrinks the grid ``grid_of``."""
+    pools = [p for p in ctx.consumers_through_pass(nid) if ctx.op(p) in POOL_OPS]
+    if len(pools) != 1 or ctx.shape(pools[0]) is None or ctx.shape(pools[0])[1:] == grid_of[1:]:
+        return None
+    return pools[0]
+
+
 @rule("R503", "transition-without-compression", WARNING,
-      "a DenseNet transition (conv then stride-2 pool after a dense block) that keeps all channels",
+      "a DenseNet transition (a 1x1 conv then a stride-2 pool after a dense block, or a pool alone) that keeps "
+      "all channels",
       "DenseNet-C compresses by theta = 0.5 in each transition; without it the next dense block starts from the "
-      "full width and every one of its layers pays for it.", "densenet", ("transition_theta",))
+      "full width and every one of its layers pays for it. A transition that only pools has theta = 1 by "
+      "construction.", "densenet", ("transition_theta",))
 def transition_compression(ctx: Ctx) -> Iterator[Diagnostic]:
     theta = ctx.options["transition_theta"]
     for final, _, _ in _dense_blocks(ctx):
+        fs = ctx.shape(final)
         convs = _first_convs(ctx, final)
+        if not convs and fs is not None and len(fs) == 3:
+            pool = _strided_pool(ctx, final, fs)
+            if pool is not None:
+                yield _pool_only_transition(ctx, final, pool, theta)
+            continue
         if len(convs) != 1:
             continue
         conv = convs[0]
         a, ins, out = ctx.node(conv)["args"], ctx.in_shape(conv), ctx.shape(conv)
         if a["kernel"] != (1, 1) or ins is None or out is None or len(out) != 3 or out[0] < ins[0]:
             continue
-        pools = [p for p in ctx.consumers_through_pass(conv) if ctx.op(p) in POOL_OPS]
-        if len(pools) != 1 or ctx.shape(pools[0]) is None or ctx.shape(pools[0])[1:] == out[1:]:
+        pool = _strided_pool(ctx, conv, out)
+        if pool is None:
             continue
-        pool = pools[0]
         target = max(1, int(ins[0] * theta))
-        delta = out[0] - target
         w0, w1 = ins[0] * out[0], ins[0] * target
         m0 = ctx.node(conv)["costs"].macs
         m1 = m0 * target // out[0]
-        dw = dm = 0
-        for c in _downstream_convs(ctx, pool):
-            ca = ctx.node(c)["args"]
-            co = ctx.shape(c)
-            per = ca["kernel"][0] * ca["kernel"][1] * co[0] // ca["groups"]
-            dw += delta * per
-            dm += delta * per * co[1] * co[2]
+        dw, dm = _downstream_savings(ctx, pool, out[0] - target)
         msg = (f"transition keeps all {out[0]} channels (theta = {out[0] / ins[0]:g}) before pooling to "
                f"{chw(ctx.shape(pool))}: no compression")
         hint = (f"compress to {target} channels (theta = {theta:g}, DenseNet-C): the transition conv goes from "
@@ -206,3 +233,18 @@ def transition_compression(ctx: Ctx) -> Iterator[Diagnostic]:
         yield ctx.diag("R503", WARNING, conv, msg, hint,
                        {"channels": out[0], "suggested": target, "conv_weights_before": w0, "conv_weights_after": w1,
                         "downstream_weights_saved": dw, "downstream_macs_saved": dm})
+
+
+def _pool_only_transition(ctx: Ctx, final: int, pool: int, theta: float) -> Diagnostic:
+    fs, ps = ctx.shape(final), ctx.shape(pool)
+    target = max(1, int(fs[0] * theta))
+    w1 = fs[0] * target
+    m1 = w1 * fs[1] * fs[2]
+    dw, dm = _downstream_savings(ctx, pool, fs[0] - target)
+    msg = (f"transition only pools the dense block's {fs[0]} channels to {chw(ps)} (theta = 1 by construction): "
+           f"no compression")
+    hint = (f"add a 1x1 conv to {target} channels before the pool (theta = {theta:g}, DenseNet-C): +{count(w1)} "
+            f"weights, +{macs(m1)} MACs, and the layers after it save {count(dw)} weights, {macs(dm)} MACs")
+    return ctx.diag("R503", WARNING, pool, msg, hint,
+                    {"channels": fs[0], "suggested": target, "conv_weights_after": w1, "conv_macs_after": m1,
+                     "downstream_weights_saved": dw, "downstream_macs_saved": dm})
