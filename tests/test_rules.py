@@ -173,24 +173,21 @@ def test_R202_negative(tmp_path: Path) -> None:
     assert ds == []   # 128 < 256 channels; a bottleneck body
 
 
+BASIC_256 = """
+    residual(post = "relu") {
+        conv2d(256, 3, padding = 1, bias = false) -> batchnorm -> relu
+        conv2d(256, 3, padding = 1, bias = false) -> batchnorm
+    }"""
+
+
 def test_R202_basic_block_convs_are_not_also_R201(tmp_path: Path) -> None:
-    body = """
-        residual(post = "relu") {
-            conv2d(256, 3, padding = 1, bias = false) -> batchnorm -> relu
-            conv2d(256, 3, padding = 1, bias = false) -> batchnorm
-        }"""
-    ds = findings(tmp_path, "network t\ninput 256x14x14\n" + body * 18)
+    ds = findings(tmp_path, "network t\ninput 256x14x14\n" + BASIC_256 * 18)
     assert {d.code for d in ds if d.code.startswith("R2")} == {"R202"}
 
 
 def test_R202_silent_at_resnet34_depth(tmp_path: Path) -> None:
-    # ResNet-18/34 use the two-conv block by the paper's own choice
-    body = """
-        residual(post = "relu") {
-            conv2d(256, 3, padding = 1, bias = false) -> batchnorm -> relu
-            conv2d(256, 3, padding = 1, bias = false) -> batchnorm
-        }"""
-    assert findings(tmp_path, "network t\ninput 256x14x14\n" + body * 17, code="R202") == []
+    # ResNet-18/34 use the two-conv block by the paper's own choice: 34 weight layers draw nothing
+    assert findings(tmp_path, "network t\ninput 256x14x14\n" + BASIC_256 * 17, code="R202") == []
 
 
 # ------------------------------------------------------------------------------ R3xx factorization

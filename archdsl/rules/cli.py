@@ -23,8 +23,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transform", help="rewrite a spec: factorize large or square convolutions")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--factorize", nargs="?", const="5x5,7x7,asym", metavar="KINDS",
-                   help="which factorizations: NxN (odd N >= 5: stacked 3x3), asym (n x n -> 1 x n + n x 1 on "
-                        "medium grids); default: 5x5,7x7,asym")
+                   help="which factorizations: NxN (odd N >= 5: stacked 3x3, R301), asym (n x n, n >= 5 -> "
+                        "1 x n + n x 1 on medium grids, R302), asym3 (also 3x3 on medium grids); "
+                        "default: 5x5,7x7,asym")
     p.add_argument("--grid", metavar="LO..HI", help="medium grid range for asym (default: the rules' grid, 12..20)")
     p.add_argument("-o", "--output", required=True, metavar="NEW", help="NEW.arch (or NEW.yaml)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",

@@ -45,23 +45,6 @@ _BETWEEN_NORMS = frozenset(("identity", "scale", "permute", "flatten"))
 # ---------------------------------------------------------------------------------- shared helpers
 
 
-def is_depthwise(ctx: Ctx, nid: int) -> bool:
-    """A conv2d whose groups equal its input channels (more than one): it filters every channel alone."""
-    return nid in depthwise_convs(ctx)
-
-
-def depthwise_convs(ctx: Ctx) -> frozenset[int]:
-    """The depthwise convs of the graph (computed once per spec)."""
-    return ctx.cached("modern.depthwise",
-                      lambda: frozenset(n for n in ctx.nodes_with("conv2d") if _depthwise(ctx, n)))
-
-
-def _depthwise(ctx: Ctx, nid: int) -> bool:
-    ins = ctx.in_shape(nid)
-    groups = ctx.node(nid)["args"]["groups"]
-    return ins is not None and groups > 1 and groups == ins[0]
-
-
 def is_pointwise(ctx: Ctx, nid: int) -> bool:
     """A channel-mixing layer applied at every position: a 1x1 conv2d with groups = 1, or a linear layer
     on a channels-last tensor (ConvNeXt's ``permute -> linear``)."""
@@ -79,7 +62,7 @@ def is_mixer(ctx: Ctx, nid: int) -> bool:
     """A layer that combines channels: a linear layer, or a conv2d that is not depthwise (a grouped conv
     mixes within its groups)."""
     op = ctx.op(nid)
-    return op == "linear" or (op == "conv2d" and not is_depthwise(ctx, nid))
+    return op == "linear" or (op == "conv2d" and not ctx.is_depthwise(nid))
 
 
 def channels(ctx: Ctx, nid: int) -> int:
@@ -296,7 +279,7 @@ def _unmixed_depthwise(ctx: Ctx) -> dict[int, int]:
         if op in ("concat", "add"):
             ins = [carry.get(p) for p in preds]
             carry[n] = ins[0] if all(i is not None for i in ins) else None
-        elif is_depthwise(ctx, n) or op == "output":
+        elif ctx.is_depthwise(n) or op == "output":
             if before is not None:
                 found.setdefault(before, n)
             carry[n] = n if op != "output" else None
@@ -359,7 +342,7 @@ def _projections(ctx: Ctx) -> list[tuple[int, int]]:
         preds = ctx.preds[n]
         before = src.get(preds[0]) if preds else None
         op = ctx.op(n)
-        if is_depthwise(ctx, n):
+        if ctx.is_depthwise(n):
             src[n] = n
         elif op in _CHANNELWISE or op == "mul":
             src[n] = before

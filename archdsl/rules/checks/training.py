@@ -8,7 +8,6 @@ from ...diagnostics import WARNING, Diagnostic, Loc
 from ..graphctx import WEIGHT_OPS, Ctx, count, hwc
 from ..registry import rule
 
-
 #: Ops that commute with adding a per-channel constant: max(x + b) = max(x) + b, mean(x + b) = mean(x) + b.
 SHIFT_COMMUTING = frozenset(("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "global_avgpool",
                              "global_maxpool", "flatten", "identity"))
