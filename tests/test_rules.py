@@ -267,7 +267,7 @@ def test_R303_asymmetric_on_large_grid(tmp_path: Path) -> None:
         """, code="R303")
     assert where(ds) == [("R303", 3, 4)]   # one finding for the pair
     assert ds[0].message == ("asymmetric 1x7 + 7x1 pair on a 32x32 grid (above the medium range, 20): the paper "
-                             "found asymmetric factorization works poorly this early; the pair costs 14,400 params, "
+                             "found asymmetric factorization works poorly this early; the pair costs 14,336 weights, "
                              "14.68M MACs")
     assert ds[0].severity == "info"   # the authors' own Inception-v4 stem does this on 73x73
     assert ("use 3 stacked 3x3 convs for the 7x7 window here (27,648 weights, 28.31M MACs: 1.93x the pair's, more)"
@@ -292,7 +292,7 @@ def test_R101_bottleneck(tmp_path: Path) -> None:
         """, code="R101")
     assert where(ds) == [("R101", 4, 4)]
     d = ds[0]
-    assert d.message == ("representation drops 16.0x on the main path, from 64x56x56 (200,704 values, <input>) "
+    assert d.message == ("representation drops 16.0x on the main path, from 64x56x56 (200,704 values, the input) "
                          "to 16x28x28 (12,544, b); limit 4x, early in the network")
     assert d.hint == "keep at least 64 channels at 28x28: widen b from 16 to 64 channels (+27,648 weights, +21.68M MACs)"
     assert d.severity == "warning"
@@ -362,8 +362,9 @@ def test_R401_through_a_pool(tmp_path: Path) -> None:
         c: conv2d(16, 3) -> m: maxpool(2, stride = 2) -> batchnorm -> relu
         """, code="R401")
     assert where(ds) == [("R401", 3, 4)]
-    assert ds[0].message == ("conv2d bias is cancelled by the batchnorm after the maxpool (BN subtracts the mean, "
-                             "and a pool passes a per-channel constant unchanged): 16 wasted parameters")
+    assert ds[0].message == ("conv2d bias is cancelled by the batchnorm after the maxpool (pooling passes a "
+                             "per-channel constant through: max(x + b) = max(x) + b, and BN subtracts the mean): "
+                             "16 wasted parameters")
     assert findings(tmp_path, """
         network t
         input 3x16x16
@@ -377,12 +378,20 @@ def test_R402_saturating(tmp_path: Path) -> None:
         input 16x8x8
         c: conv2d(16, 3, padding = 1) -> t: tanh -> conv2d(16, 3, padding = 1)
         conv2d(16, 3, padding = 1) -> batchnorm -> tanh -> conv2d(16, 3, padding = 1)
+        repeat(2) { conv2d(16, 3, padding = 1) -> relu }
         global_avgpool -> flatten -> linear(4) -> sigmoid
         """, code="R402")
     assert where(ds) == [("R402", 3, 37)]
     assert ds[0].message == ("tanh on 8x8x16 without batch normalization in front saturates: its gradient vanishes "
                              "for large inputs, which stalls deep training")
     assert ds[0].hint == "use relu, or put a batchnorm before it (+32 params)"
+    # LeNet-5's depth (5 weight layers) trained with tanh: the BN paper's effect grows with depth
+    assert findings(tmp_path, """
+        network t
+        input 1x32x32
+        conv2d(6, 5) -> tanh -> avgpool(2, stride = 2) -> conv2d(16, 5) -> tanh -> avgpool(2, stride = 2)
+        conv2d(120, 5) -> tanh -> flatten -> linear(84) -> tanh -> linear(10)
+        """, code="R402") == []
 
 
 def _stack(n: int, bn: bool) -> str:
@@ -537,7 +546,8 @@ def test_R602_balance_report(tmp_path: Path) -> None:
         """, code="R602")
     assert where(ds) == [("R602", 1, 9)] and ds[0].severity == "info"
     # 432 + 32 + 4,608 + 64 + 330 params; 442,368 + 1,179,648 + 320 MACs
-    assert ds[0].message == ("width/depth: 3 weight layers on the longest path, widths 16 to 32 channels, 5,466 params, "
+    assert ds[0].message == ("width/depth: 3 weight layers on the longest path, the widest layer per grid has 16 to "
+                             "32 channels, 5,466 params, "
                              "1.62M MACs")
     assert ds[0].hint == ("per grid: 32x32: 1 layer, up to 16 ch, 27.3% MACs; 16x16: 1 layer, up to 32 ch, 72.7% MACs; "
                           "fc: 1 layer, up to 10 ch, 0.0% MACs")

@@ -103,6 +103,19 @@ class Ctx:
             return self.by_op.get(ops[0], [])
         return sorted(n for op in ops for n in self.by_op.get(op, ()))
 
+    def describe(self, nid: int) -> str:
+        """How a message names a node: its module path when a label chose it, otherwise its op and the
+        line it comes from (a bare position such as ``4`` means nothing to a reader)."""
+        path = self.path(nid)
+        last = path.rsplit(".", 1)[-1]
+        if self.op(nid) == "input":
+            return "the input"
+        if last.isdigit() or last.startswith("<"):
+            loc = self.node(nid)["loc"]
+            where = f"line {loc.line}" if loc is not None else "the spec"
+            return f"the {self.op(nid)} at {where}" if "." not in path else f"{path} ({self.op(nid)}, {where})"
+        return path
+
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """A value several rules share, computed once per spec."""
         if key not in self.memo:

@@ -16,7 +16,9 @@ def has_reduction(ctx: Ctx, conv: int) -> bool:
 
     A 1x1 right in front sets the k x k's input width by design (Inception's reductions, ResNet's and
     DenseNet-B's bottleneck 1x1, which may even widen a narrow input).  Behind another spatial conv
-    only a 1x1 that does not widen counts: an early *expansion* does not make every later k x k cheap.
+    only a 1x1 that does not widen counts, and only while the k x k still reads fewer channels than
+    that 1x1 did (Inception's 3x3 stack reads 96 of 288): an early *expansion*, or a 3x3 that widens
+    back, does not make every later k x k cheap.
     A 1x1 conv shared by several branches (its activation forks) still counts.
     """
     preds = ctx.preds[conv]
@@ -28,7 +30,11 @@ def has_reduction(ctx: Ctx, conv: int) -> bool:
         data = ctx.node(cur)
         if data["op"] == "conv2d" and data["args"]["kernel"] == (1, 1):
             ins, out = ctx.in_shape(cur), ctx.shape(cur)
-            return not behind_spatial or (ins is not None and out is not None and out[0] <= ins[0])
+            if not behind_spatial:
+                return True
+            reads = ctx.in_shape(conv)
+            return (ins is not None and out is not None and reads is not None and out[0] <= ins[0]
+                    and reads[0] < ins[0])
         if data["op"] == "conv2d":
             behind_spatial = True
         if data["op"] in ("input", "concat", "add") or len(ctx.preds[cur]) != 1:
@@ -79,7 +85,10 @@ def in_grid_reduction(ctx: Ctx, conv: int) -> bool:
 
 
 def residual_bodies(ctx: Ctx) -> Iterator[tuple[int, int, list[int]]]:
-    """``(add, fork, convs)`` for every residual add whose body is a plain chain from the fork."""
+    """``(add, fork, convs)`` for every residual add whose body is a plain chain from the fork (a
+    squeeze-and-excitation gate on the chain is looked through: SE-ResNet's blocks are still basic or
+    bottleneck blocks)."""
+    gates = ctx.gate_nodes()
     for add in ctx.nodes_with("add"):
         preds = ctx.preds[add]
         if len(preds) != 2:
@@ -94,11 +103,12 @@ def residual_bodies(ctx: Ctx) -> Iterator[tuple[int, int, list[int]]]:
         for _ in range(256):
             if cur == fork:
                 break
-            if len(ctx.preds[cur]) != 1:
+            feature = [p for p in ctx.preds[cur] if p not in gates]
+            if len(feature) != 1:
                 ok = False
                 break
             chain.append(cur)
-            cur = ctx.preds[cur][0]
+            cur = feature[0]
         else:
             ok = False
         if ok and cur == fork:

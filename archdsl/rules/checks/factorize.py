@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from ...diagnostics import INFO, WARNING, Diagnostic
@@ -27,7 +28,17 @@ def command_hint(ctx: Ctx, nid: int, kind: str) -> str:
     if path in rewritable(ctx.analysis, kind, grid):
         return f"`archdsl transform --factorize={kind}` writes it"
     why = why_not(ctx.analysis, kind, grid, path)
-    return f"write it by hand (`archdsl transform` leaves it alone: {why})" if why else "write it by hand"
+    return f"`archdsl transform` leaves it alone ({why})" if why else "write it by hand"
+
+
+#: Fewest channels on either side of a conv that factorization applies to: below it (a conv on the raw
+#: image, a 1-channel attention map) the intermediate layer would be a 1- or 2-channel bottleneck, not
+#: an equivalent of the n x n conv.  The paper factorizes convs inside its modules, all far wider.
+MIN_FACTOR_CHANNELS = 8
+
+
+def _wide_enough(ins: tuple, out: tuple) -> bool:
+    return min(ins[0], out[0]) >= MIN_FACTOR_CHANNELS
 
 
 def _medium(ins: tuple, g: tuple[int, int]) -> bool:
@@ -43,7 +54,7 @@ def factorize_3x3(ctx: Ctx) -> Iterator[Diagnostic]:
     g = ctx.options["grid"]
     for n in ctx.nodes_with("conv2d"):
         a, ins, out = ctx.node(n)["args"], ctx.in_shape(n), ctx.shape(n)
-        if not stack_qualifies(a, ins, out) or _medium(ins, g):
+        if not stack_qualifies(a, ins, out) or _medium(ins, g) or not _wide_enough(ins, out):
             continue
         p = plan(STACK, a, ins, out)
         k = kernel_text(p.kernel)
@@ -51,7 +62,8 @@ def factorize_3x3(ctx: Ctx) -> Iterator[Diagnostic]:
         msg = (f"{k} conv on {hwc(ins)} can be {NUMBER_WORDS.get(len(p.layers), len(p.layers))} stacked 3x3 convs "
                f"(same receptive field): {count(p.weights_before)} -> {count(p.weights_after)} weights "
                f"({pct(p.weights_before, p.weights_after)}), {macs(p.macs_before)} -> {macs(p.macs_after)} MACs")
-        hint = f"3x3 convs {widths} with the spec's conv unit (its ReLU) between them; " + command_hint(ctx, n, k)
+        hint = (f"3x3 convs {widths}, the norm/activation that follows the conv repeated between them; "
+                + command_hint(ctx, n, k))
         yield ctx.diag("R301", WARNING, n, msg, hint, _evidence(p))
 
 
@@ -65,7 +77,7 @@ def factorize_asym(ctx: Ctx) -> Iterator[Diagnostic]:
     g = ctx.options["grid"]
     for n in ctx.nodes_with("conv2d"):
         a, ins, out = ctx.node(n)["args"], ctx.in_shape(n), ctx.shape(n)
-        if not asym_qualifies(a, ins, out, g) or a["kernel"][0] < 5:
+        if not asym_qualifies(a, ins, out, g) or a["kernel"][0] < 5 or not _wide_enough(ins, out):
             continue
         p = plan(ASYM, a, ins, out)
         k = p.kernel[0]
@@ -111,13 +123,14 @@ def asym_large_grid(ctx: Ctx) -> Iterator[Diagnostic]:
         if partner is not None:
             paired.add(partner)
             pout = ctx.shape(partner)
-            now_w = sum(ctx.node(x)["costs"].params for x in (n, partner))
+            now_w = sum(math.prod(ctx.node(x)["args"]["kernel"]) * ctx.in_shape(x)[0] * ctx.shape(x)[0]
+                        // ctx.node(x)["args"]["groups"] for x in (n, partner))
             now_m = ctx.node(n)["costs"].macs + ctx.node(partner)["costs"].macs
             square = plan(STACK, {"kernel": (k, k), "padding": (k // 2, k // 2)}, ins, pout, mid=out[0]) \
                 if k >= 5 else None
             what = f"{kernel_text(a['kernel'])} + {kernel_text(b['kernel'])} pair"
             msg = (f"asymmetric {what} on a {grid(ins)} grid (above the medium range, {hi}): the paper found "
-                   f"asymmetric factorization works poorly this early; the pair costs {count(now_w)} params, "
+                   f"asymmetric factorization works poorly this early; the pair costs {count(now_w)} weights, "
                    f"{macs(now_m)} MACs")
             if square is not None:
                 cost = "more" if square.macs_after > now_m else "less"
@@ -128,7 +141,7 @@ def asym_large_grid(ctx: Ctx) -> Iterator[Diagnostic]:
                 ev.update(square_weights=square.weights_after, square_macs=square.macs_after)
             else:
                 hint = "use a 3x3 conv here, or move the pair after the next grid reduction"
-            ev.update(pair_params=now_w, pair_macs=now_m)
+            ev.update(pair_weights=now_w, pair_macs=now_m)
         else:
             msg = (f"{kernel_text(a['kernel'])} conv on a {grid(ins)} grid (above the medium range, {hi}): the paper "
                    f"found asymmetric factorization works poorly this early")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ...diagnostics import INFO, WARNING, Diagnostic
+from ...diagnostics import INFO, WARNING, Diagnostic, Loc
 from ..graphctx import Ctx, count, macs
 from ..registry import rule
 
@@ -51,7 +51,8 @@ def _upstream_bn(ctx: Ctx) -> set[int]:
 
 
 @rule("R603", "dropout-before-batchnorm", WARNING,
-      "dropout whose output reaches a batchnorm layer (in the eval graph)",
+      "dropout whose output reaches a batchnorm layer (in the eval graph); an info inside a residual branch "
+      "between two convs (Wide ResNet's design)",
       "BN's running statistics are collected under dropout's train-time scaling, so at inference the layers "
       "after it see a different variance than BN normalized for (the variance shift); the BN paper removed "
       "dropout from BN-Inception, and dropout belongs after the last BN, before the classifier.",
@@ -59,19 +60,31 @@ def _upstream_bn(ctx: Ctx) -> set[int]:
       'Ioffe & Szegedy 2015, section 4.2.1')
 def dropout_before_bn(ctx: Ctx) -> Iterator[Diagnostic]:
     before_bn = _upstream_of_batchnorm(ctx)
+    groups: dict[Loc, list[int]] = {}
     for n in ctx.nodes_with("dropout", "dropout2d"):
+        if n in before_bn and ctx.node(n)["args"]["p"]:
+            groups.setdefault(ctx.site_loc(n), []).append(n)
+    main = set(ctx.main_points)
+    for loc, nodes in groups.items():
+        n = nodes[0]
         p = ctx.node(n)["args"]["p"]
-        if n not in before_bn or not p:
-            continue
+        in_branch = n not in main and any(ctx.op(c) == "conv2d" for c in ctx.consumers_through_pass(n))
         nxt = _next_batchnorm(ctx, n)
-        where = f" (the next one: {ctx.path(nxt)})" if nxt is not None else ""
-        yield ctx.diag("R603", WARNING, n,
-                       f"{ctx.op(n)}(p = {p:g}) feeds batch normalization{where}: BN's statistics are collected "
-                       f"under dropout's 1/(1-p) = {1 / (1 - p):.2f}x train-time scaling and no longer match at "
-                       f"inference (variance shift)",
-                       "remove it (BN regularizes; the BN paper dropped dropout from BN-Inception) or move it after "
-                       "the last batchnorm, in front of the classifier",
-                       {"p": p, "next_batchnorm": ctx.path(nxt) if nxt is not None else None})
+        many = f"{len(nodes)} {ctx.op(n)} layers from this line (p = {p:g})" if len(nodes) > 1 else \
+            f"{ctx.op(n)}(p = {p:g})"
+        where = f" (the next one: {ctx.describe(nxt)})" if nxt is not None else ""
+        msg = (f"{many} feed{'s' if len(nodes) == 1 else ''} batch normalization{where}: BN's statistics are "
+               f"collected under dropout's 1/(1-p) = {1 / (1 - p):.2f}x train-time scaling and no longer match "
+               f"at inference (variance shift)")
+        ev = {"p": p, "layers": [ctx.path(x) for x in nodes],
+              "next_batchnorm": ctx.path(nxt) if nxt is not None else None}
+        if in_branch:
+            yield ctx.diag("R603", INFO, n, msg, "dropout between the convs of a residual branch is Wide ResNet's "
+                           "design (section 2.4); if the shift shows, move it after the last batchnorm", ev, loc=loc)
+        else:
+            yield ctx.diag("R603", WARNING, n, msg, "remove it (BN regularizes; the BN paper dropped dropout from "
+                           "BN-Inception) or move it after the last batchnorm, in front of the classifier", ev,
+                           loc=loc)
 
 
 def _next_batchnorm(ctx: Ctx, nid: int) -> int | None:
@@ -121,8 +134,8 @@ def balance(ctx: Ctx) -> Iterator[Diagnostic]:
         share = st[2] / total * 100 if total else 0
         parts.append(f"{name}: {st[0]} layer{'s' if st[0] != 1 else ''}, up to {count(st[1])} ch, {share:.1f}% MACs")
     params = ctx.graph.total_params()
-    msg = (f"width/depth: {d} weight layers on the longest path, widths {count(min(widths))} to "
-           f"{count(max(widths))} channels, {count(params)} params, {macs(total)} MACs")
+    msg = (f"width/depth: {d} weight layers on the longest path, the widest layer per grid has "
+           f"{count(min(widths))} to {count(max(widths))} channels, {count(params)} params, {macs(total)} MACs")
     yield ctx.diag("R602", INFO, None, msg, "per grid: " + "; ".join(parts),
                    {"depth": d, "params": params, "macs": total,
                     "stages": [{"grid": "fc" if k == ("fc",) else f"{k[0]}x{k[1]}", "layers": v[0], "max_width": v[1],

@@ -103,8 +103,8 @@ def _follows_expansion(ctx: Ctx, p: int) -> bool:
 
 def _expansions(ctx: Ctx, pts: list[int]) -> Iterator[tuple[int, int]]:
     """Index ranges ``[start, end)`` of ``pts`` holding an expanded tensor: from a 1x1 expansion, or from
-    a widening k x k conv that a 1x1 projection narrows again (EfficientNetV2's fused MBConv), up to the
-    projection."""
+    a widening k x k conv that a 1x1 projection narrows again by at most ``bottleneck_factor``
+    (EfficientNetV2's fused MBConv narrows 3-4x), up to the projection."""
     i = 0
     while i < len(pts):
         p = pts[i]
@@ -117,19 +117,25 @@ def _expansions(ctx: Ctx, pts: list[int]) -> Iterator[tuple[int, int]]:
         j = i + 1
         while j < len(pts) and _follows_expansion(ctx, pts[j]):
             j += 1
+        factor = ctx.options["bottleneck_factor"]
         projected = (j < len(pts) and ctx.op(pts[j]) == "conv2d" and ctx.node(pts[j])["args"]["kernel"] == (1, 1)
-                     and ctx.shape(pts[j])[0] < out[0])
+                     and out[0] / factor <= ctx.shape(pts[j])[0] < out[0])
         if ctx.is_expansion(p) or projected:
             yield i, j
         i = j
 
 
 def _reduction_before_aggregation(ctx: Ctx, nid: int) -> bool:
-    """Is ``nid`` the output of a 1x1 reduction (or its norm/activation) that a conv with a spatial
-    kernel reads?  That is principle 3 ("before performing a more spread out convolution, one can
-    reduce the dimension of the input representation"), not a bottleneck."""
+    """Is ``nid`` the output of a moderate 1x1 reduction (or its norm/activation) that a conv with a
+    spatial kernel reads?  That is principle 3 ("before performing a more spread out convolution, one
+    can reduce the dimension of the input representation"), not a bottleneck, as long as the 1x1
+    itself does not compress by more than twice ``bottleneck_factor`` (SqueezeNet squeezes 4-6x; a
+    squeeze to a handful of channels is the extreme compression principle 1 forbids)."""
     prod = nid if ctx.op(nid) == "conv2d" else ctx.producer(nid)
     if prod is None or ctx.op(prod) != "conv2d" or ctx.node(prod)["args"]["kernel"] != (1, 1):
+        return False
+    ins, out = ctx.in_shape(prod), ctx.shape(prod)
+    if ins is None or out is None or ins[0] > 2 * ctx.options["bottleneck_factor"] * out[0]:
         return False
     return any(ctx.op(c) == "conv2d" and max(ctx.node(c)["args"]["kernel"]) > 1
                for c in ctx.consumers_through_pass(nid))
@@ -186,11 +192,11 @@ def _bottleneck_finding(ctx: Ctx, drop: float, peak: int, low: int, peak_density
     if ctx.op(peak) == "concat" and ctx.node(peak)["args"].get("dense"):
         theta = ctx.options["transition_theta"]
         source = (f"{chw(ps)} counted at theta = {theta:g} ({count(math.prod(ps) * theta)} values, "
-                  f"{ctx.path(peak)}, a dense block's output)")
+                  f"{ctx.describe(peak)}, a dense block's output)")
     else:
-        source = f"{chw(ps)} ({count(math.prod(ps))} values, {ctx.path(peak)})"
+        source = f"{chw(ps)} ({count(math.prod(ps))} values, {ctx.describe(peak)})"
     msg = (f"representation drops {drop:.1f}x on the main path, from {source} to {chw(ls)} "
-           f"({count(math.prod(ls))}, {ctx.path(low)}); limit {factor:g}x{', early in the network' if early else ''}")
+           f"({count(math.prod(ls))}, {ctx.describe(low)}); limit {factor:g}x{', early in the network' if early else ''}")
     hint = f"keep at least {need} channels at {grid(ls)}"
     conv = _last_weight(ctx, low, peak)
     ev = {"peak": list(ps), "valley": list(ls), "drop": round(drop, 3), "limit": factor, "min_channels": need}
@@ -199,7 +205,7 @@ def _bottleneck_finding(ctx: Ctx, drop: float, peak: int, low: int, peak_density
         kh, kw = ctx.node(conv)["args"]["kernel"]
         grow = need - cs[0]
         dw, dm = kh * kw * cin * grow, kh * kw * cin * grow * cs[1] * cs[2]
-        hint += (f": widen {ctx.path(conv)} from {cs[0]} to {need} channels (+{count(dw)} weights, "
+        hint += (f": widen {ctx.describe(conv)} from {cs[0]} to {need} channels (+{count(dw)} weights, "
                  f"+{macs(dm)} MACs)")
         ev.update(widen=ctx.path(conv), extra_weights=dw, extra_macs=dm)
     elif ls[0] < need:
@@ -245,6 +251,11 @@ def _jump_area(ctx: Ctx, nid: int) -> int:
     return rf[2] * rf[3]
 
 
+#: How much the papers' stems widen after their first pool: Inception v3 64 -> 192 (3x), ResNet's
+#: layer1 64 -> 256 (4x).  A stem that widens more after pooling is judged like any other pool.
+STEM_WIDENING = 4
+
+
 def _is_stem_pool(ctx: Ctx, pts: list[int], k: int) -> bool:
     """The network's first pooling grid reduction, while the representation is still at least as large
     as the input: the stem, which builds the representation (Rethinking's own Inception-v3 stem pools 64
@@ -259,7 +270,7 @@ def _is_stem_pool(ctx: Ctx, pts: list[int], k: int) -> bool:
 
 @rule("R102", "pool-then-expand", WARNING,
       "a grid reduction done by pooling, after which the channels grow by `expand_factor` or more (the stem's "
-      "first pool excepted)",
+      "first pool excepted up to 4x, as the papers' stems do)",
       "Pool-then-expand squeezes the representation exactly where the grid shrinks (a bottleneck); "
       "expand-then-pool costs about 4x more; the efficient form is a stride-2 conv branch in parallel with "
       "a stride-2 pool, concatenated.",
@@ -272,10 +283,12 @@ def pool_then_expand(ctx: Ctx) -> Iterator[Diagnostic]:
         if ctx.op(q) not in POOL_OPS or _pool_stride(ctx.node(q)["args"]) == (1, 1):
             continue
         qs, xs = ctx.shape(q), ctx.in_shape(q)
-        if qs is None or xs is None or len(qs) != 3 or qs[1:] == xs[1:] or _is_stem_pool(ctx, pts, k):
+        if qs is None or xs is None or len(qs) != 3 or qs[1:] == xs[1:]:
             continue
         found = _expansion_after(ctx, pts, k)
         if found is None or found[2] is None or found[1] < factor * found[2]:
+            continue
+        if _is_stem_pool(ctx, pts, k) and found[1] <= STEM_WIDENING * found[2]:
             continue
         expand = found[0]
         rs = ctx.shape(expand)
@@ -287,7 +300,7 @@ def pool_then_expand(ctx: Ctx) -> Iterator[Diagnostic]:
         pw = 9 * qs[0] * extra
         pm = pw * area
         msg = (f"pool-then-expand grid reduction: {ctx.op(q)} takes {chw(xs)} to {chw(qs)} "
-               f"({math.prod(xs) / math.prod(qs):.1f}x fewer values) and {ctx.path(expand)} then expands it to "
+               f"({math.prod(xs) / math.prod(qs):.1f}x fewer values) and {ctx.describe(expand)} then expands it to "
                f"{chw(rs)}: the representation is squeezed where the grid shrinks")
         hint = (f"reduce with a stride-2 3x3 conv ({qs[0]}->{extra}) in parallel with the pool and concatenate: "
                 f"{chw(rs)} directly for {count(pw)} weights, {macs(pm)} MACs (expanding before the pool "

@@ -10,12 +10,20 @@ from ..registry import rule
 
 #: Ops that commute with adding a per-channel constant: max(x + b) = max(x) + b, mean(x + b) = mean(x) + b.
 SHIFT_COMMUTING = frozenset(("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "global_avgpool",
-                             "global_maxpool", "flatten", "identity"))
+                             "global_maxpool", "flatten", "identity", "concat", "add"))
+
+#: Why the bias still cancels behind each kind of op (R401's message).
+_THROUGH = {
+    "concat": "the bias stays on its own channels of the concat, and BN subtracts each channel's mean",
+    "add": "a constant added to one input of a sum is still there in the sum, and BN subtracts the mean",
+    "flatten": "flatten keeps each channel's constant, and BN subtracts the mean",
+    "identity": "BN subtracts the mean",
+}
 
 
 def _feeds_batchnorm(ctx: Ctx, nid: int) -> bool:
-    """Does ``nid``'s output reach a batchnorm as its only consumer, through ops a constant shift
-    passes unchanged (pooling, flatten)?"""
+    """Does ``nid``'s output reach a batchnorm as its only consumer, through ops that pass a
+    per-channel constant unchanged (pooling, flatten, a concat, a residual add)?"""
     cur = nid
     for _ in range(64):
         succ = ctx.succs[cur]
@@ -31,7 +39,7 @@ def _feeds_batchnorm(ctx: Ctx, nid: int) -> bool:
 
 @rule("R401", "bias-before-batchnorm", WARNING,
       "a conv or linear layer with a bias whose output goes into batch normalization directly or through "
-      "pooling (which a per-channel constant passes unchanged)",
+      "ops a per-channel constant passes unchanged (pooling, flatten, a concat, a residual add)",
       "BN subtracts the batch mean, so a bias before it cancels out; BN's own shift (beta) does its job. "
       "The bias parameters are wasted. A max or average pool in between changes nothing: max(x + b) = "
       "max(x) + b.", "bn")
@@ -47,8 +55,9 @@ def bias_before_bn(ctx: Ctx) -> Iterator[Diagnostic]:
         op = ctx.op(nodes[0])
         if len(nodes) == 1:
             nxt = ctx.op(ctx.succs[nodes[0]][0])
-            via = ("right after it (BN subtracts the mean)" if nxt == "batchnorm" else
-                   f"after the {nxt} (BN subtracts the mean, and a pool passes a per-channel constant unchanged)")
+            why = _THROUGH.get(nxt, "pooling passes a per-channel constant through: max(x + b) = max(x) + b, and BN "
+                                    "subtracts the mean")
+            via = "right after it (BN subtracts the mean)" if nxt == "batchnorm" else f"after the {nxt} ({why})"
             msg = f"{op} bias is cancelled by the batchnorm {via}: {count(wasted)} wasted parameters"
         else:
             shown = ", ".join(ctx.path(n) for n in nodes[:3]) + (", ..." if len(nodes) > 3 else "")
@@ -59,12 +68,21 @@ def bias_before_bn(ctx: Ctx) -> Iterator[Diagnostic]:
                        {"layers": [ctx.path(n) for n in nodes], "wasted_params": wasted}, loc=loc)
 
 
+#: The depth (weight layers) of LeNet-5, which trained with squashing non-linearities: saturation is a
+#: problem of deeper networks ("This effect is amplified as the network depth increases", BN paper §1).
+SHALLOW_SATURATING_DEPTH = 5
+
+
 @rule("R402", "saturating-activation", WARNING,
-      "sigmoid or tanh inside the network whose input is not batch-normalized",
+      "sigmoid or tanh inside a network deeper than LeNet-5 (5 weight layers) whose input is not "
+      "batch-normalized",
       "Saturating non-linearities stall training: their gradient vanishes once inputs drift into the flat "
-      "regions. BN keeps the inputs in range (the paper made sigmoid networks trainable with it); ReLU avoids "
-      "the problem.", "bn")
+      "regions, an effect the BN paper says is amplified as the network depth increases. BN keeps the inputs "
+      "in range (the paper made sigmoid networks trainable with it); ReLU avoids the problem.", "bn")
 def saturating(ctx: Ctx) -> Iterator[Diagnostic]:
+    out = ctx.graph.outputs.get("main")
+    if out is None or ctx.depths()["longest"].get(out, 0) <= SHALLOW_SATURATING_DEPTH:
+        return
     for n in ctx.nodes_with("sigmoid", "tanh"):
         preds, succs = ctx.preds[n], ctx.succs[n]
         if not preds or not succs or all(ctx.op(s) in ("output", "mul") for s in succs):
@@ -97,7 +115,8 @@ def unnormalized(ctx: Ctx) -> Iterator[Diagnostic]:
     convs = [n for n in ctx.nodes_with("conv2d") if not any(ctx.op(s) == "batchnorm" for s in ctx.succs[n])]
     bn = sum(2 * ctx.shape(n)[0] for n in convs if ctx.shape(n))
     bias = sum(ctx.shape(n)[0] for n in convs if ctx.shape(n) and ctx.node(n)["args"]["bias"])
-    msg = (f"{length} weight layers in a row without batch normalization ({ctx.path(first)} -> {ctx.path(last)}); "
+    msg = (f"{length} weight layers in a row without batch normalization ({ctx.describe(first)} -> "
+           f"{ctx.describe(last)}); "
            f"limit {limit}")
     hint = (f"put batchnorm between each conv and its activation: +{count(bn)} params for {len(convs)} convs, and "
             f"their biases become redundant (-{count(bias)})")
@@ -144,7 +163,7 @@ def plain_depth(ctx: Ctx) -> Iterator[Diagnostic]:
     if length <= limit or first is None:
         return
     yield ctx.diag("R404", WARNING, None,
-                   f"{length} weight layers in one plain chain ({ctx.path(first)} -> {ctx.path(last)}), no "
+                   f"{length} weight layers in one plain chain ({ctx.describe(first)} -> {ctx.describe(last)}), no "
                    f"shortcut around any of them (limit {limit})",
                    f"wrap pairs of convs in residual {{ ... }} so that no chain exceeds {limit} layers (identity "
                    "shortcuts add no parameters; a 1x1 projection where the shape changes)",
