@@ -11,17 +11,20 @@ How a conv is rewritten depends on the line that fixed its kernel size (its *sit
 
 Sites inside a block definition are shared by every instance of that block.  When every instance
 gets the same rewrite, the definition is rewritten (the intermediate width becomes a ``let`` of the
-block's parameters, or a literal when all instances agree).  When instances differ (asymmetric
-factorization applies only on medium grids, so a block used on 28x28, 14x14 and 7x7 grids needs it
-for the 14x14 instances only), the block is cloned per variant (``InceptionAsym``) and the calls of
-the instances that need the variant are retargeted -- the per-grid module types of Inception v3.
+block's parameters when the widths come from them, else a literal).  When instances differ
+(asymmetric factorization applies only on medium grids, so a block used on 28x28, 14x14 and 7x7 grids
+needs it for the 14x14 instances only), the block is cloned per variant, named for what it does
+(``InceptionAsym``; the variant left as written keeps the name), and the calls of the instances that
+need the variant are retargeted -- the per-grid module types of Inception v3.
 Where neither is possible the site is left alone and a note says why (one per site); ``rewritable``
 and ``left_alone`` answer, for an analysed spec and without elaborating anything, which convs a
 ``--factorize`` kind would rewrite and why the others are left alone -- what the R3xx rules need to
 name only commands that apply.
 
 The rewritten AST is elaborated again before anything is written: every rewritten node must keep
-its output shape and receptive field, every other node its shape.  The output is the spec's own
+its output shape and receptive field, every other node its shape.  A site whose rewrite does not
+verify is left alone (its reason: what failed) and the rest is planned and verified again, so it
+never blocks the other sites; ``rewritable`` only plans, so it cannot foresee such a site.  The output is the spec's own
 text with the rewritten calls and blocks spliced in (``splice``), so untouched lines and every
 comment stay as written; it must parse back to the rewritten AST and analyse to the same totals.
 """
@@ -47,6 +50,7 @@ from .splice import BlockEdit, Edits, Source, SpliceError, splice
 
 SYNTH = "<transform>"
 UNIT_OPS = frozenset(n for n, s in PUBLIC_OPS.items() if s.family in ("norm", "activation"))
+GATE_ACTS = frozenset(("sigmoid", "hardsigmoid"))
 CONV_PARAMS = OPS["conv2d"].param_names
 
 
@@ -282,7 +286,18 @@ def _why_imported(site: Loc) -> str:
 
 
 def _why_aux() -> str:
-    return f"it is an aux head's own element; wrap it in a block {_LET}"
+    return (f"it is an aux head's whole element and cannot become a chain; wrap it in a group, "
+            f"`aux name: {{ conv2d(...) }}`, {_LET}")
+
+
+def _why_narrow(k: int, cin: int, cout: int, mid: int, least: int) -> str:
+    return (f"it has {min(cin, cout)} channel{'s' if min(cin, cout) != 1 else ''} on one side (fewer than {least}): "
+            f"its factors would meet in a {mid}-channel bottleneck, not an equivalent of the {k}x{k} conv (the "
+            f"rules do not suggest it either); factorize it by hand if you want it anyway")
+
+
+def _why_unverified(problem: str) -> str:
+    return f"its rewrite did not verify ({problem}); rewrite it by hand"
 
 
 def _why_mixed() -> str:
@@ -394,7 +409,13 @@ def _site_of(res, data: dict, calls: dict[Loc, CallInfo], units: dict[str, Unit 
     return scope.loc, "unit", unit, scope.path
 
 
-def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], book: _Book) -> dict[Loc, Site]:
+def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], book: _Book,
+                   skip: dict[Loc, str] | None = None) -> dict[Loc, Site]:
+    """The sites of the qualifying convs, each with its instances; ``skip``: site location -> why it is
+    left alone (sites whose rewrite did not verify)."""
+    from ..rules.checks.factorize import MIN_FACTOR_CHANNELS
+
+    skip = skip or {}
     graph, main_file = res.graph, res.file
     calls = _index_calls(res.spec, res.blocks)
     heads = _aux_heads(res.spec.body, set())
@@ -415,6 +436,11 @@ def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], book: _Book) -> dic
         if mode is not None:
             book.qualifying[n] = mode
         inst = Instance(n, mode, plan(mode, a, ins, out) if mode is not None else None, None, None)
+        if inst.plan is not None and min(ins[0], out[0]) < MIN_FACTOR_CHANNELS:
+            # a 1-channel attention map, a conv on the raw image: the rules' domain leaves them out too; the
+            # instance stays in its site as one needing no rewrite (a block's other instances may need one)
+            book.leave([inst], data["loc"], _why_narrow(k[0], ins[0], out[0], inst.plan.mid, MIN_FACTOR_CHANNELS))
+            inst = Instance(n, None, None, None, None)
         found = _site_of(res, data, calls, units)
         if isinstance(found, str):
             book.leave([inst], data["loc"], found)
@@ -426,6 +452,9 @@ def _collect_sites(res, kinds: Kinds, grid: tuple[int, int], book: _Book) -> dic
             continue
         if site_loc in heads:
             book.leave([inst], site_loc, _why_aux())
+            continue
+        if site_loc in skip:
+            book.leave([inst], site_loc, skip[site_loc])
             continue
         site = sites.get(site_loc)
         if site is None:
@@ -569,19 +598,22 @@ class SiteRewrite:
 def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], lets: dict[str, A.Let],
               body: Sequence[A.Stmt], block_params: Sequence[str], units: dict[str, Unit],
               book: _Book) -> A.Expr | None:
-    """The intermediate width: a literal when every instance agrees, else a ``let`` over the block's
-    parameters (``2 * cin * cout // (cin + cout)``), checked against every instance."""
+    """The intermediate width: a ``let`` over the block's parameters (``2 * cin * cout // (cin + cout)``)
+    when the widths come from them, checked against every instance; else a literal when every instance
+    agrees."""
     mids = {i.plan.mid for i in insts}
-    if len(mids) == 1:
-        return A.Num(mids.pop())
     names = site.unit.params if site.kind == "unit" else CONV_PARAMS
     out_arg = _arg(site.call, names, site.unit.out_param if site.kind == "unit" else "out")
     ein = _input_expr(site, body, units)
     if out_arg is None or ein is None:
+        if len(mids) == 1:
+            return A.Num(mids.pop())
         book.leave(insts, site.loc, _why_mid("its instances need different intermediate widths and the input "
                                              "width has no expression here"))
         return None
     eout = out_arg[1].value
+    if len(mids) == 1 and not (_names(ein) | _names(eout)) & set(block_params):
+        return A.Num(mids.pop())            # literal widths (or the network's own): a literal says it plainly
     expr = A.BinOp("//", A.BinOp("*", A.BinOp("*", A.Num(2), ein), eout), A.BinOp("+", ein, eout))
     for inst in insts:
         env = owner_env.get(inst.owner_instance or "", {})
@@ -590,6 +622,8 @@ def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], let
         except DiagnosticError:
             ok = False
         if not ok:
+            if len(mids) == 1:
+                return A.Num(mids.pop())
             book.leave(insts, site.loc, _why_mid("its intermediate width has no expression in the block's "
                                                  "parameters"))
             return None
@@ -600,6 +634,28 @@ def _mid_expr(site: Site, insts: list[Instance], owner_env: dict[str, dict], let
         name, k = f"{base}{k}", k + 1
     lets[name] = A.Let(name, expr)
     return A.Name(name)
+
+
+def _names(e: Any) -> set[str]:
+    """The names an expression reads (each expression node's operands spelled out: no reflection)."""
+    if isinstance(e, A.Name):
+        return {e.id}
+    if isinstance(e, (tuple, list)):
+        return set().union(*(_names(x) for x in e)) if e else set()
+    parts: tuple = ()
+    if isinstance(e, A.ListExpr):
+        parts = e.items
+    elif isinstance(e, A.BinOp):
+        parts = (e.left, e.right)
+    elif isinstance(e, A.UnaryOp):
+        parts = (e.operand,)
+    elif isinstance(e, A.IfExp):
+        parts = (e.cond, e.then, e.orelse)
+    elif isinstance(e, A.Index):
+        parts = (e.obj, e.index)
+    elif isinstance(e, A.FuncCall):
+        parts = tuple(e.args)
+    return _names(parts) if parts else set()
 
 
 def _input_expr(site: Site, body: Sequence[A.Stmt], units: dict[str, Unit]) -> A.Expr | None:
@@ -645,7 +701,7 @@ def _previous_call(loc: Loc, body: Sequence[A.Stmt]) -> A.Call | None:
         return False, None
 
     def _search_el(el: A.Element) -> tuple[bool, A.Call | None]:
-        if isinstance(el, (A.Group, A.Repeat, A.Dense)):
+        if isinstance(el, (A.Group, A.Gate, A.Repeat, A.Dense)):
             return search(el.body)
         if isinstance(el, A.Concat):
             for st in el.body:
@@ -684,6 +740,11 @@ def _new_calls(site: Site, rw: SiteRewrite, counter: list[int]) -> tuple[list[A.
         default = (pad_default, pad_default) if isinstance(pad_default, int) else pad_default
         if pad_name is not None and (has_pad or pad != default):
             values[pad_name] = _num(pad)
+        if site.kind == "conv" and i < len(layers) - 1 and rw.unit_copies and rw.unit_copies[0].name == "batchnorm":
+            # the copied batchnorm cancels a bias (R401): only the last factor keeps the original's setting
+            bias = _arg(site.call, CONV_PARAMS, "bias")
+            if bias is None or not (isinstance(bias[1].value, A.Const) and bias[1].value.value is False):
+                values["bias"] = A.Const(False)
         final = _synth(counter)
         locs.append(final)
         out.append(A.Call(site.call.name, _with_args(site.call, names, values), rw.labels[i], final,
@@ -762,7 +823,7 @@ def _rewrite_body(stmts: Sequence[A.Stmt], repl: dict[Loc, list[A.Call]], retarg
 def _rewrite_el(el: A.Element, repl: dict[Loc, list[A.Call]], retarget: dict[Loc, str]) -> A.Element:
     if isinstance(el, A.Call):
         return dataclasses.replace(el, name=retarget[el.loc]) if el.loc in retarget else el
-    if isinstance(el, (A.Group, A.Concat, A.Repeat, A.Dense)):
+    if isinstance(el, (A.Group, A.Concat, A.Gate, A.Repeat, A.Dense)):
         return dataclasses.replace(el, body=_rewrite_body(el.body, repl, retarget))
     if isinstance(el, A.Residual):
         sc = el.shortcut
@@ -854,7 +915,8 @@ class _Build:
             labels = _factor_labels(site.call.label, len(insts[0].plan.layers), taken)
             rw = SiteRewrite(mode, mid, insts[0].plan, labels)
             if site.kind == "conv":
-                unit = _unit_after(loc, body)
+                # a gate's squashing function (sigmoid) is not the unit's non-linearity: not copied
+                unit = [u for u in _unit_after(loc, body) if u.name not in GATE_ACTS]
                 if not any(PUBLIC_OPS[u.name].family == "activation" for u in unit):
                     unit = unit + [A.Call("relu", ())]
                 rw.unit_copies = unit
@@ -864,10 +926,11 @@ class _Build:
         return _rewrite_body(body, repl, {}), list(lets.values()), repl
 
 
-def plan_rewrite(res, kinds: Kinds, grid: tuple[int, int]) -> Outcome:
-    """Plan and build the rewritten AST of an analysed spec (no elaboration)."""
+def plan_rewrite(res, kinds: Kinds, grid: tuple[int, int], skip: dict[Loc, str] | None = None) -> Outcome:
+    """Plan and build the rewritten AST of an analysed spec (no elaboration); ``skip``: site location ->
+    why it is left alone."""
     book = _Book()
-    sites = _collect_sites(res, kinds, grid, book)
+    sites = _collect_sites(res, kinds, grid, book, skip)
     variants = _variants(res, sites, book)
     spec, graph = res.spec, res.graph
     build = _Build(res, sites, book)
@@ -877,14 +940,22 @@ def plan_rewrite(res, kinds: Kinds, grid: tuple[int, int]) -> Outcome:
     clones: dict[str, list[A.Block]] = {}
     for b in spec.blocks:
         params = [p.name for p in b.params]
-        for vi, (modes, users) in enumerate(variants.get(b.name, ())):
+        built = []
+        for modes, users in variants.get(b.name, ()):
             body, lets, repl = build.body(b.name, b.body, modes, users, params)
-            body = tuple(lets) + body
-            name = b.name if vi == 0 else _clone_name(b.name, modes, existing)
-            edits.blocks.append(BlockEdit(b, name, repl, lets))
-            if vi == 0:
+            built.append((tuple(lets) + body, lets, repl, modes, users))
+        # the block's name goes to the variant left as written (its calls stay as they are), else to the
+        # first; every other variant is a clone named for what it does (``InceptionAsym``)
+        keep = next((vi for vi, v in enumerate(built) if not v[2]), 0)
+        for vi, (body, lets, repl, modes, users) in enumerate(built):
+            if vi == keep:
+                edits.blocks.append(BlockEdit(b, b.name, repl, lets))
                 new_bodies[b.name] = body
                 continue
+            if not repl:
+                continue        # nothing rewritten either: the same body as the original, under its name
+            name = _clone_name(b.name, {modes[loc] for loc in repl}, existing)
+            edits.blocks.append(BlockEdit(b, name, repl, lets))
             clones.setdefault(b.name, []).append(A.Block(name, b.params, body, b.loc))
             for u in users:
                 edits.retarget[graph.scopes[u].loc] = name
@@ -901,8 +972,9 @@ def plan_rewrite(res, kinds: Kinds, grid: tuple[int, int]) -> Outcome:
     return Outcome(new, build.replacements, edits, book.qualifying, book.left)
 
 
-def _clone_name(base: str, modes: dict[Loc, str | None], existing: set[str]) -> str:
-    suffix = "Asym" if ASYM in modes.values() else "Stack"
+def _clone_name(base: str, modes: set[str | None], existing: set[str]) -> str:
+    """``base`` + what the clone's rewrites do: ``Asym`` (1 x n + n x 1), ``Stack`` (stacked 3x3), both."""
+    suffix = ("Stack" if STACK in modes else "") + ("Asym" if ASYM in modes else "")
     name, k = f"{base}{suffix}", 2
     while name in existing:
         name, k = f"{base}{suffix}{k}", k + 1
@@ -1040,10 +1112,16 @@ class Matched:
 
 def match(old, new, replacements: list[Replacement]) -> tuple[list[Matched], list[str]]:
     """Pair every old instance with its replacement in the new graph."""
+    matched, problems = _match(old, new, replacements)
+    return matched, [p for _, p in problems]
+
+
+def _match(old, new, replacements: list[Replacement]) -> tuple[list[Matched], list[tuple[Loc | None, str]]]:
+    """``match``, with each problem's site location."""
     og, ng = old.graph, new.graph
     occ = _occurrences(ng)
     out: list[Matched] = []
-    problems: list[str] = []
+    problems: list[tuple[Loc | None, str]] = []
     for rep in replacements:
         for k, inst in enumerate(rep.instances):
             od = og.node(inst.node)
@@ -1055,7 +1133,7 @@ def match(old, new, replacements: list[Replacement]) -> tuple[list[Matched], lis
             for loc in rep.locs:
                 groups = occ.get(loc, [])
                 if k >= len(groups):
-                    problems.append(f"{od['path']}: its replacement was not found")
+                    problems.append((rep.site.loc, f"{od['path']}: its replacement was not found"))
                     break
                 new_nodes.extend(groups[k])
             else:
@@ -1076,25 +1154,31 @@ def match(old, new, replacements: list[Replacement]) -> tuple[list[Matched], lis
 def verify(old, new, matched: list[Matched]) -> list[str]:
     """Problems with the rewrite: each replacement keeps its output shape and receptive field, every
     other node keeps its op and shape (compared in graph order)."""
+    return [p for _, p in _verify(old, new, matched)]
+
+
+def _verify(old, new, matched: list[Matched]) -> list[tuple[Loc | None, str]]:
+    """``verify``, with each problem's site location (None: not one site's)."""
     og, ng = old.graph, new.graph
-    problems: list[str] = []
+    problems: list[tuple[Loc | None, str]] = []
     for m in matched:
         o, n = og.node(m.old_out), ng.node(m.new_out)
         if o["shape"] != n["shape"]:
-            problems.append(f"{m.row.path}: output shape {o['shape']} became {n['shape']}")
+            problems.append((m.row.site, f"{m.row.path}: output shape {o['shape']} became {n['shape']}"))
         if o["rf"] is not None and n["rf"] is not None and o["rf"] != n["rf"]:
-            problems.append(f"{m.row.path}: receptive field {o['rf'][:2]} became {n['rf'][:2]}")
+            problems.append((m.row.site, f"{m.row.path}: receptive field {o['rf'][:2]} became {n['rf'][:2]}"))
     old_done = {x for m in matched for x in m.old_nodes}
     new_done = {x for m in matched for x in m.new_nodes}
     rest_old = [n for n in og.order() if n not in old_done]
     rest_new = [n for n in ng.order() if n not in new_done]
     if len(rest_old) != len(rest_new):
-        problems.append(f"{len(rest_old)} untouched nodes before, {len(rest_new)} after")
+        problems.append((None, f"{len(rest_old)} untouched nodes before, {len(rest_new)} after"))
         return problems
     for o, n in zip(rest_old, rest_new, strict=True):
         do, dn = og.node(o), ng.node(n)
         if do["op"] != dn["op"] or do["shape"] != dn["shape"]:
-            problems.append(f"{do['path']} ({do['op']} {do['shape']}) became {dn['path']} ({dn['op']} {dn['shape']})")
+            problems.append((None, f"{do['path']} ({do['op']} {do['shape']}) became {dn['path']} ({dn['op']} "
+                                   f"{dn['shape']})"))
             break
     return problems
 
@@ -1126,27 +1210,62 @@ def transform(path: str, kinds: Kinds, grid: tuple[int, int] | None = None, over
 def rewrite(old, kinds: Kinds, grid: tuple[int, int] | None = None, overrides: dict | None = None,
             search_paths: tuple[str, ...] = ()) -> Result:
     """Rewrite an analysed spec (``analyze`` with the same overrides and search paths) and verify the
-    result by elaborating it; nothing rewritten leaves ``after`` the analysis itself."""
+    result by elaborating it; nothing rewritten leaves ``after`` the analysis itself.
+
+    A site whose rewrite does not verify is left alone (with the problem as its reason) and the others
+    are planned and verified again, so one such site never blocks the rest; TransformError only when a
+    problem cannot be pinned on any site."""
     from ..rules.config import OPTIONS
 
     overrides = dict(overrides or {})
     grid = tuple(grid or OPTIONS["grid"].default)
-    out = plan_rewrite(old, kinds, grid)
-    result = Result(out.spec, [], site_notes(old, out), old, old, _left_paths(old, out), out.edits,
-                    describe_kinds(kinds, grid))
-    if not out.replacements:
-        return result
+    skip: dict[Loc, str] = {}
+    while True:
+        out = plan_rewrite(old, kinds, grid, skip)
+        result = Result(out.spec, [], site_notes(old, out), old, old, _left_paths(old, out), out.edits,
+                        describe_kinds(kinds, grid))
+        if not out.replacements:
+            return result
+        new, matched, problems = _check(old, out, overrides, search_paths)
+        if not problems:
+            result.rewrites = sorted((m.row for m in matched), key=lambda r: r.path)
+            result.after = new
+            return result
+        failed = {loc: _why_unverified(p) for loc, p in reversed(problems) if loc is not None}
+        if not failed:         # not one site's: try the sites one at a time
+            failed = _isolate(old, kinds, grid, skip, out, overrides, search_paths)
+        if not failed:
+            raise TransformError("the rewrite would change the network: " + "; ".join(p for _, p in problems[:5]))
+        skip.update(failed)
+
+
+def _check(old, out: Outcome, overrides: dict, search_paths: tuple[str, ...]
+           ) -> tuple[Any, list[Matched], list[tuple[Loc | None, str]]]:
+    """Elaborate a planned rewrite and verify it: (new analysis, matched instances, problems with the
+    location of the site each is about, None when it is not one site's)."""
     new = elaborate(out.spec, old.file, overrides, search_paths)
     if not new.ok or new.graph is None:
-        raise TransformError("the rewritten spec does not check: "
-                             + "; ".join(f"{d.code} {d.message}" for d in new.diags.sorted() if d.is_error))
-    matched, problems = match(old, new, out.replacements)
-    problems += verify(old, new, matched)
-    if problems:
-        raise TransformError("the rewrite would change the network: " + "; ".join(problems[:5]))
-    result.rewrites = sorted((m.row for m in matched), key=lambda r: r.path)
-    result.after = new
-    return result
+        where = {loc: r.site.loc for r in out.replacements for loc in r.locs}
+        return new, [], [(where.get(d.loc), f"the rewritten spec does not check: {d.code} {d.message}")
+                         for d in new.diags.sorted() if d.is_error]
+    matched, problems = _match(old, new, out.replacements)
+    return new, matched, problems + _verify(old, new, matched)
+
+
+def _isolate(old, kinds: Kinds, grid: tuple[int, int], skip: dict[Loc, str], out: Outcome, overrides: dict,
+             search_paths: tuple[str, ...]) -> dict[Loc, str]:
+    """The sites whose rewrite fails on its own (site location -> why), each planned without the others."""
+    sites = list(dict.fromkeys(r.site.loc for r in out.replacements))
+    failed: dict[Loc, str] = {}
+    for loc in sites:
+        alone = {**skip, **{other: _WHY_UNKNOWN for other in sites if other != loc}}
+        trial = plan_rewrite(old, kinds, grid, alone)
+        if not trial.replacements:
+            continue
+        _, _, problems = _check(old, trial, overrides, search_paths)
+        if problems:
+            failed[loc] = _why_unverified(problems[0][1])
+    return failed
 
 
 class _AnalysisFailed(Exception):
@@ -1165,7 +1284,8 @@ def report_table(result: Result) -> str:
     og, ng = result.before.graph, result.after.graph
     p0, p1 = og.total_params(), ng.total_params()
     m0, m1 = og.eval_macs(), ng.eval_macs()
-    rows.append(("total", f"{len(result.rewrites)} convs", f"{count(p0)} -> {count(p1)} ({pct(p0, p1)})",
+    n = len(result.rewrites)
+    rows.append(("total", f"{n} conv{'s' if n != 1 else ''}", f"{count(p0)} -> {count(p1)} ({pct(p0, p1)})",
                  f"{count(m0)} -> {count(m1)} ({pct(m0, m1)})"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
