@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 ERROR = "error"
 WARNING = "warning"
@@ -34,10 +34,25 @@ class Loc:
 
 NOWHERE = Loc("<unknown>", 0, 0)
 
+#: Module paths named in an "in N instances" note before "(and K more)".
+SHOWN_INSTANCES = 3
+
+
+@dataclass(frozen=True)
+class Label:
+    """A secondary location of a diagnostic (the concat branch that differs), shown with its own caret."""
+
+    loc: Loc
+    message: str
+
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One finding about a spec: code, severity, message, location, module path and hint."""
+    """One finding about a spec: code, severity, message, location, module path and hint.
+
+    ``labels`` are secondary locations, each with a short message; ``instances`` are the module
+    paths of every instance of a block that produced this same finding (set when there are several:
+    the finding is reported once, at its source location)."""
 
     code: str
     message: str
@@ -47,6 +62,8 @@ class Diagnostic:
     hint: str = ""
     evidence: dict = field(default_factory=dict, compare=False, hash=False)
     notes: tuple[str, ...] = ()
+    labels: tuple[Label, ...] = ()
+    instances: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -54,8 +71,20 @@ class Diagnostic:
         return self.severity == ERROR
 
     def sort_key(self) -> tuple:
-        """Order by file position, then severity, then code."""
-        return (self.loc.file, self.loc.line, self.loc.col, _SEVERITY_RANK[self.severity], self.code)
+        """Order by stage, then file position, then severity, then code.
+
+        Reading and parsing errors (``E0xx``) come first: a file that does not load leaves its
+        importers with follow-on errors (an unknown block), which must not be read first."""
+        return (not self.code.startswith("E0"), self.loc.file, self.loc.line, self.loc.col,
+                _SEVERITY_RANK[self.severity], self.code)
+
+    def instance_note(self) -> str:
+        """``in 9 instances: layer1.0, layer1.1, layer1.2 (and 6 more)``; ``""`` for a single instance."""
+        if len(self.instances) < 2:
+            return ""
+        shown = ", ".join(p or "<network>" for p in self.instances[:SHOWN_INSTANCES])
+        more = len(self.instances) - SHOWN_INSTANCES
+        return f"in {len(self.instances)} instances: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
     def to_json(self) -> dict:
         """The JSON object documented for ``check --format json``."""
@@ -71,8 +100,13 @@ class Diagnostic:
         }
         if self.evidence:
             out["evidence"] = self.evidence
-        if self.notes:
-            out["notes"] = list(self.notes)
+        if self.notes or self.instances:
+            out["notes"] = [*self.notes, *filter(None, [self.instance_note()])]
+        if self.labels:
+            out["labels"] = [{"message": lb.message, "file": lb.loc.file, "line": lb.loc.line,
+                              "column": lb.loc.col} for lb in self.labels]
+        if self.instances:
+            out["instances"] = list(self.instances)
         return out
 
 
@@ -88,23 +122,50 @@ class DiagnosticError(Exception):
 
 
 class DiagnosticBag:
-    """An ordered, de-duplicated collection of diagnostics from one run."""
+    """An ordered, de-duplicated collection of diagnostics from one run.
+
+    One mistake is one diagnostic: findings with the same code, severity, message and location
+    (a mistake inside a block used N times) are merged into the first, which lists the module
+    path of every instance (:attr:`Diagnostic.instances`)."""
 
     def __init__(self) -> None:
+        #: The first diagnostic of each mistake, and (in parallel) the module paths of its
+        #: instances (an ordered set) and the notes every instance shares; merged when read.
         self._items: list[Diagnostic] = []
-        self._seen: set[tuple] = set()
+        self._paths: list[dict[str, None]] = []
+        self._notes: list[tuple[str, ...]] = []
+        #: (code, severity, message, loc) -> index in _items
+        self._where: dict[tuple, int] = {}
         #: How many follow-on diagnostics were dropped (a pass can tell that something failed).
         self.suppressed = 0
 
     def add(self, diag: Diagnostic) -> None:
-        """Record a diagnostic unless an identical one is already recorded or it is a follow-on."""
+        """Record a diagnostic, or merge it into the one already recorded for the same mistake;
+        drop it when it is a follow-on."""
         if diag.severity == SUPPRESSED:
             self.suppressed += 1
             return
-        key = (diag.code, diag.message, diag.loc, diag.path)
-        if key not in self._seen:
-            self._seen.add(key)
+        key = (diag.code, diag.severity, diag.message, diag.loc)
+        paths = diag.instances or (diag.path,)
+        at = self._where.get(key)
+        if at is None:
+            self._where[key] = len(self._items)
             self._items.append(diag)
+            self._paths.append(dict.fromkeys(paths))
+            self._notes.append(diag.notes)
+            return
+        known = self._paths[at]
+        if any(p not in known for p in paths):
+            known.update(dict.fromkeys(paths))
+            # each instance's own notes (where it was instantiated) would only repeat the instances
+            self._notes[at] = tuple(n for n in self._notes[at] if n in diag.notes)
+
+    def _merged(self, at: int) -> Diagnostic:
+        """The diagnostic recorded at ``at``, standing for all of its instances."""
+        paths = self._paths[at]
+        if len(paths) < 2:
+            return self._items[at]
+        return replace(self._items[at], instances=tuple(paths), notes=self._notes[at])
 
     def extend(self, diags: Iterable[Diagnostic]) -> None:
         """Record several diagnostics."""
@@ -125,11 +186,11 @@ class DiagnosticBag:
         return any(d.is_error for d in self._items)
 
     def sorted(self) -> list[Diagnostic]:
-        """Diagnostics in file order."""
-        return sorted(self._items, key=Diagnostic.sort_key)
+        """Diagnostics in file order (parsing errors first: see :meth:`Diagnostic.sort_key`)."""
+        return sorted(self, key=Diagnostic.sort_key)
 
     def __iter__(self) -> Iterator[Diagnostic]:
-        return iter(self._items)
+        return (self._merged(i) for i in range(len(self._items)))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -198,20 +259,32 @@ def _caret_line(source_line: str, col: int) -> str:
     return prefix + "^"
 
 
+def _source_lines(loc: Loc, sources: SourceCache | None) -> list[str]:
+    """The source line at ``loc`` and a caret under its column (nothing when the text is unknown)."""
+    src = sources.line(loc.file, loc.line) if sources else None
+    if src is None:
+        return []
+    shown, col = _excerpt(_visible(src, same_width=True), loc.col)
+    return [f"    {shown}", f"    {_caret_line(shown, col)}"]
+
+
 def format_text(diag: Diagnostic, sources: SourceCache | None = None) -> str:
-    """``file:line:col: severity[CODE]: message`` with the source line, a caret and the hint."""
+    """``file:line:col: severity[CODE]: message`` with the source line, a caret and the hint.
+
+    Then, in this order: ``= in:`` the module path (or, for a finding in several instances of a
+    block, an ``= note: in N instances: ...`` line instead), each secondary label as an
+    ``= note:`` line with its own source line and caret, ``= hint:``, the other notes."""
     head = _visible(f"{diag.loc}: {diag.severity}[{diag.code}]: {diag.message}")
-    lines = [head]
-    src = sources.line(diag.loc.file, diag.loc.line) if sources else None
-    if src is not None:
-        shown, col = _excerpt(_visible(src, same_width=True), diag.loc.col)
-        lines.append(f"    {shown}")
-        lines.append(f"    {_caret_line(shown, col)}")
-    if diag.path:
+    lines = [head, *_source_lines(diag.loc, sources)]
+    if diag.path and not diag.instances:
         lines.append(f"    = in: {_visible(diag.path)}")
+    for label in diag.labels:
+        # the location is spelled out: a label may point into another file (a library's block)
+        lines.append(f"    = note: {_visible(label.message)} ({_visible(str(label.loc))})")
+        lines.extend(_source_lines(label.loc, sources))
     if diag.hint:
         lines.append(f"    = hint: {_visible(diag.hint)}")
-    for note in diag.notes:
+    for note in (*diag.notes, *filter(None, [diag.instance_note()])):
         lines.append(f"    = note: {_visible(note)}")
     return "\n".join(lines)
 

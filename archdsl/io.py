@@ -1,8 +1,10 @@
-"""Atomic output: a failed command never leaves a partial or clobbered file."""
+"""Atomic output: a failed command never leaves a partial or clobbered file; a successful one says
+``wrote PATH`` once, on stderr."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,3 +37,17 @@ def _target_mode(target: Path) -> int:
         mask = os.umask(0)
         os.umask(mask)
         return 0o666 & ~mask
+
+
+def report_written(path: str | os.PathLike, detail: str = "") -> None:
+    """Print the one line every command that writes a file ends with: ``wrote PATH`` or ``wrote PATH
+    (detail)``, on stderr so that stdout carries only what a command prints as its output.
+
+    Non-printable characters are escaped: a path or a detail may come from an untrusted spec, and a
+    control sequence in it must not reach the terminal."""
+    from .cli import is_quiet  # -q: a command prints only errors (cli is loaded whenever a command runs)
+
+    if is_quiet():
+        return
+    line = f"wrote {os.fspath(path)}" + (f" ({detail})" if detail else "")
+    print("".join(c if c.isprintable() else ascii(c)[1:-1] for c in line), file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Node keys are integers in creation order (so iteration is deterministic); every node carries
 ``op``, resolved ``args``, ``path`` (the module path, the future state_dict prefix; internal
-nodes use ``scope@kind`` paths that can never collide with a module), ``loc`` and ``scope``
+nodes use ``scope@kind`` paths that can never collide with a module, shown to users as
+``scope.<kind>`` by :func:`display_path`), ``loc`` and ``scope``
 (the innermost enclosing scope path).  Edge attribute ``index`` orders a node's inputs.
 """
 
@@ -16,6 +17,19 @@ import networkx as nx
 
 from .diagnostics import Loc
 from .ops import OPS, Costs, Shape
+
+
+def display_path(path: str) -> str:
+    """A node path as every user-facing output writes it: an internal node's ``scope@kind`` as
+    ``scope.<kind>`` (``<kind>`` at the top level); a module path unchanged.
+
+    The ``@`` form stays the IR's key (it can never collide with a module name and code generation
+    relies on it); summaries, diagrams and diagnostics show this one notation.
+    """
+    if "@" not in path:
+        return path
+    scope, _, kind = path.partition("@")
+    return f"{scope}.<{kind}>" if scope else f"<{kind}>"
 
 
 @dataclass

@@ -59,6 +59,24 @@ _FRAMES_PER_LEVEL = 10
 DEFAULT = Limits()
 _current = DEFAULT
 
+#: What each limit bounds and the diagnostic that reports crossing it (``archdsl limits`` lists these;
+#: docs/robustness.md has the reasons behind each default).
+MEANINGS: dict[str, tuple[str, str]] = {
+    "call_depth": ("E152", "depth of nested block calls"),
+    "channels": ("E153", "channels (or flat features) of any tensor"),
+    "dot_seconds": ("E502", "seconds Graphviz 'dot' may run for one diagram"),
+    "file_bytes": ("E005", "size of a spec file in bytes"),
+    "import_depth": ("E152", "chain of 'use' imports"),
+    "int_digits": ("E151", "integer magnitude: at most 10**N, literals included"),
+    "memory_bytes": ("E154", "float32 parameter memory in bytes (0: this machine's RAM)"),
+    "nesting": ("E152", "nesting of brackets, blocks, expressions and YAML levels"),
+    "nodes": ("E150", "IR nodes after every repeat and block is expanded"),
+    "render_nodes": ("E505", "nodes drawn in one diagram (Graphviz is superlinear)"),
+    "repeat": ("E150", "the count of one repeat or dense"),
+    "spatial": ("E153", "height or width of any tensor"),
+    "yaml_nodes": ("E150", "YAML nodes after alias expansion"),
+}
+
 
 def names() -> list[str]:
     """Every limit name, sorted."""

@@ -65,13 +65,21 @@ def same_layout(a: Shape, b: Shape) -> bool:
 
 
 class ShapeError(Exception):
-    """A shape rule's complaint: code, message and an optional fix."""
+    """A shape rule's complaint: code, message and an optional fix.
 
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
+    A merge's complaint about its inputs also says which input has which shape: ``groups`` holds
+    ``(shape text, input indices)`` per distinct shape, the expected one (the most common) first,
+    and ``lead`` the message before them, so the shape pass can name each input by its branch
+    (``branch `b` is 16x16``) and point at it; ``message`` is the form without names."""
+
+    def __init__(self, code: str, message: str, hint: str = "", lead: str = "",
+                 groups: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
+        self.lead = lead
+        self.groups = groups
 
 
 class ArgError(Exception):
@@ -499,18 +507,30 @@ def _concat_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
         _channels_first(s, "concat")
     ranks = {len(s) for s in ins}
     if len(ranks) != 1:
-        raise ShapeError("E201", "concat mixes feature maps and flat vectors: "
-                         + " vs ".join(fmt_shape(s) for s in ins))
+        lead = "concat mixes feature maps and flat vectors"
+        raise ShapeError("E201", f"{lead}: " + " vs ".join(fmt_shape(s) for s in ins), lead=lead,
+                         groups=shape_groups([len(s) for s in ins], [fmt_shape(s) for s in ins]))
     if ranks == {1}:
         return (sum(s[0] for s in ins),)
     spatial = [s[1:] for s in ins]
     for s in spatial[1:]:
         if s != spatial[0]:
             odd = next(x for x in spatial if x != spatial[0])
-            raise ShapeError("E201", f"concat inputs differ in spatial size: "
-                             f"{fmt_shape(spatial[0])} vs {fmt_shape(odd)}",
-                             "give every branch the same stride and padding (pools: check ceil_mode)")
+            lead = "concat inputs differ in spatial size"
+            raise ShapeError("E201", f"{lead}: {fmt_shape(spatial[0])} vs {fmt_shape(odd)}",
+                             "give every branch the same stride and padding (pools: check ceil_mode)",
+                             lead=lead, groups=shape_groups(spatial, [fmt_shape(x) for x in spatial]))
     return (sum(s[0] for s in ins),) + spatial[0]
+
+
+def shape_groups(keys: Sequence, texts: Sequence[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The inputs grouped by ``keys`` as ``(their shapes' texts, input indices)``: the most common
+    group first (on a tie, the one of the earliest input), as the others are taken to deviate from it."""
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    ordered = sorted(groups.values(), key=lambda ix: (-len(ix), ix[0]))
+    return tuple((" and ".join(dict.fromkeys(texts[i] for i in ix)), tuple(ix)) for ix in ordered)
 
 
 def _add_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:
@@ -531,6 +551,16 @@ def _projection_hint(src: Shape, dst: Shape) -> str:
         return (f"add a projection shortcut: shortcut downsample {{ conv2d({dst[0]}, 1{sargs}, bias = false)"
                 f" -> batchnorm }}")
     return "make the body and shortcut produce the same shape"
+
+
+#: The op of a node standing for a layer that failed to resolve.
+UNKNOWN = "unknown"
+
+
+def _unknown_shape(a: Mapping, ins: Sequence[Shape]) -> None:
+    """A failed layer's output shape is unknown (None): the shape pass leaves it and everything
+    downstream unshaped, so no shape error is derived from the failure."""
+    return None
 
 
 # ------------------------------------------------------------------------------ gating (multiply merge)
@@ -889,6 +919,8 @@ for _spec in (
     OpSpec("add", "merge", (), _add_shape, internal=True, arity=-1, doc="elementwise sum"),
     OpSpec("mul", "merge", (), _mul_shape, internal=True, arity=2, text=lambda a: "\u00d7",
            doc="the input times its gate, broadcast (gate { ... })"),
+    OpSpec(UNKNOWN, "error", (), _unknown_shape, internal=True, arity=-1,
+           doc="stands for a layer that failed (a bad argument, an unknown op): its shape is unknown"),
 ):
     register(_spec)
 

@@ -7,7 +7,7 @@ import io
 import json
 from dataclasses import dataclass
 
-from .ir import Graph
+from .ir import Graph, display_path
 from .ops import channels_last, fmt_shape
 from .passes.shapes import activations
 
@@ -44,6 +44,7 @@ class Row:
 
 
 def _depth_key(path: str, depth: int | None) -> str:
+    """The row a node falls in: its own path, or at ``depth`` the scope that collapses it (IR paths)."""
     scope, internal, _ = path.partition("@")
     parts = [p for p in scope.split(".") if p]
     if depth is None:
@@ -62,7 +63,9 @@ def _scope_op(graph: Graph, key: str) -> str:
 
 
 def rows(graph: Graph, depth: int | None = None) -> list[Row]:
-    """Summary rows in execution order; with ``depth``, scopes deeper than it are collapsed."""
+    """Summary rows in execution order; with ``depth``, scopes deeper than it are collapsed.
+
+    Grouping works on IR paths; a row names an internal node as diagnostics do (``layer1.0.<add>``)."""
     out: list[Row] = []
     groups: dict[str, int] = {}
     for nid in graph.order():
@@ -70,8 +73,8 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
         if d["op"] in ("input", "output"):
             continue
         key = _depth_key(d["path"], depth)
-        row = Row(key, d["op"], d["shape"], d["costs"].params, d["costs"].macs, activations(d["shape"]),
-                  d["rf"], d["loc"].line)
+        row = Row(display_path(key), d["op"], d["shape"], d["costs"].params, d["costs"].macs,
+                  activations(d["shape"]), d["rf"], d["loc"].line)
         if key in groups and key != d["path"]:
             prev = out[groups[key]]
             out[groups[key]] = Row(key, _scope_op(graph, key), d["shape"],
@@ -133,7 +136,9 @@ def render_markdown(graph: Graph, depth: int | None = None) -> str:
     """A Markdown table plus totals."""
     table = summary_table(graph, depth)
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
+    # ``<`` escaped too: Markdown would read ``layer1.0.<add>`` as an HTML tag and hide it
+    lines += ["| " + " | ".join(c.replace("|", "\\|").replace("<", "\\<") for c in row) + " |"
+              for row in table[1:]]
     return "\n".join(lines) + f"\n\n{totals_line(graph)}\n"
 
 

@@ -91,7 +91,8 @@ def test_check_errors_text(net: Path) -> None:
     rc, out, err = run("check", str(net))
     assert rc == 1 and out == ""
     lines = err.splitlines()
-    assert lines[0] == f"{net}:9:8: error[E201]: concat inputs differ in spatial size: 32x32 vs 16x16"
+    assert lines[0] == f"{net}:9:8: error[E201]: concat inputs differ in spatial size: branch `a` is 32x32, " \
+                       "branch `b` is 16x16"
     assert lines[1] == "    mixed: concat {"
     assert lines[2] == "           ^"
     assert lines[-1] == "1 error, 0 warnings, 0 infos"
@@ -182,7 +183,7 @@ def test_summary_depth(net: Path) -> None:
     assert doc["params"] == full["params"] and doc["macs"] == full["macs"]
     assert sum(n["macs"] for n in doc["nodes"]) == sum(n["macs"] for n in full["nodes"])
     two = [n["path"] for n in json.loads(run("summary", str(net), "--format", "json", "--depth", "2")[1])["nodes"]]
-    assert two[:6] == ["stem.conv", "stem.bn", "stem.2", "mixed.a", "mixed.b", "mixed@concat"]
+    assert two[:6] == ["stem.conv", "stem.bn", "stem.2", "mixed.a", "mixed.b", "mixed.<concat>"]
     assert "layer.0" in two and "layer.1" in two
 
 
@@ -190,7 +191,7 @@ def test_summary_text(net: Path) -> None:
     rc, out, err = run("summary", str(net))
     assert (rc, err) == (0, "")
     assert "tiny" in out and "input 3x32x32" in out
-    for cell in ("stem.conv", "conv2d", "16x32x32", "432", "mixed@concat", "fc", "linear"):
+    for cell in ("stem.conv", "conv2d", "16x32x32", "432", "mixed.<concat>", "fc", "linear"):
         assert cell in out
     assert f"params: {PARAMS:,}" in out and f"MACs (eval): {MACS:,}" in out and "outputs: main 10" in out
     rc, out, _ = run("summary", str(net), "--depth", "1")
@@ -261,7 +262,7 @@ def test_summary_warnings_go_to_stderr(tmp_path: Path) -> None:
 
 def test_convert_both_ways(net: Path, tmp_path: Path) -> None:
     y = tmp_path / "tiny.yaml"
-    assert run("convert", str(net), "-o", str(y)) == (0, "", "")
+    assert run("convert", str(net), "-o", str(y)) == (0, "", f"wrote {y}\n")
     assert load_spec_file(y) == load_spec_file(net)
     back = tmp_path / "back.arch"
     assert run("convert", str(y), "--output", str(back))[0] == 0

@@ -728,7 +728,7 @@ CASES = [
             a: conv2d(4, 3)
             b: conv2d(4, 1)
         }
-        """), [("E201", 3, 6)], message={"E201": "concat inputs differ in spatial size: 6x6 vs 8x8"},
+        """), [("E201", 3, 6)], message={"E201": "concat inputs differ in spatial size: branch `a` is 6x6, branch `b` is 8x8"},
          path={"E201": "mix.<concat>"}),
     Case("E201-yaml", "x.yaml", src("""
         network: n
@@ -737,7 +737,7 @@ CASES = [
         - concat:
           - conv2d(4, 3)
           - maxpool(2)
-        """), [("E201", 4, 3)], message={"E201": "6x6 vs 4x4"}, path={"E201": "<concat>"}),
+        """), [("E201", 4, 3)], message={"E201": "branch 1 is 6x6, branch 2 is 4x4"}, path={"E201": "<concat>"}),
     Case("E202-text", "x.arch", src("""
         network n
         input 16x8x8
@@ -981,7 +981,7 @@ def test_diagnostic_code_and_location(tmp_path: Path, case: Case) -> None:
 def test_E005_missing_file(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"missing{suffix}"
     diags = analyze(path).diags.sorted()
-    assert [(d.code, d.loc) for d in diags] == [("E005", Loc(str(path), 0, 0))]
+    assert [(d.code, d.loc) for d in diags] == [("E005", Loc(str(path), 1, 1))]
     assert "cannot read file" in diags[0].message
 
 
@@ -989,7 +989,7 @@ def test_E005_directory(tmp_path: Path) -> None:
     d = tmp_path / "dir.arch"
     d.mkdir()
     diags = analyze(d).diags.sorted()
-    assert [(x.code, x.loc) for x in diags] == [("E005", Loc(str(d), 0, 0))]
+    assert [(x.code, x.loc) for x in diags] == [("E005", Loc(str(d), 1, 1))]
     assert "directory" in diags[0].message
 
 
@@ -1235,6 +1235,29 @@ def test_W121_unused_node_in_hand_built_graph() -> None:
     assert "does not contribute to any output" in diags[0].message
 
 
+def test_render_limits_are_located_diagnostics(tmp_path: Path, monkeypatch, capsys) -> None:
+    # the two render limits listed by `archdsl limits` (E505 before dot runs, E502 when dot hangs)
+    import subprocess
+
+    from archdsl.backends import render as R
+    from archdsl.cli import main
+
+    spec = ROOT / "specs" / "resnet18.arch"
+    assert main(["render", "--limit", "render_nodes=20", str(spec), "-o", str(tmp_path / "r.svg")]) == 1
+    err = capsys.readouterr().err
+    assert "E505" in err and "resnet18.arch:2:9: error[E505]: the diagram would have 71 nodes" in err
+
+    def hang(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get("timeout"))
+
+    monkeypatch.setattr(R, "find_dot", lambda: "/usr/bin/dot")
+    monkeypatch.setattr(R.subprocess, "run", hang)
+    assert main(["render", "--limit", "dot_seconds=3", str(spec), "-o", str(tmp_path / "r.svg")]) == 1
+    err = capsys.readouterr().err
+    assert "E502" in err and "error[E502]: Graphviz 'dot' did not finish within 3 s" in err
+    assert "Traceback" not in err
+
+
 # ---------------------------------------------------------------------------------------- coverage of codes
 
 CORE_SOURCES = [p for p in (ROOT / "archdsl").rglob("*.py")
@@ -1272,22 +1295,23 @@ def test_independent_errors_are_all_reported(tmp_path: Path) -> None:
     spec.write_text(src("""
         network n(width = 8)
         input 3x32x32
-        stem: conv2d(widht, 3)
-        a: relu(inplce = true)
-        b: convd(4, 3)
         aux side: { c: conv2d(4, 3, groups = 2) }
         aux side2: linear(10)
         mix: concat {
             x: conv2d(4, 3)
             y: conv2d(4, 1)
         }
+        stem: conv2d(widht, 3)
+        a: relu(inplce = true)
+        b: convd(4, 3) -> maxpool(2, padding = -1)
         fc: linear(10)
         """))
     diags = analyze(spec).diags.sorted()
-    # elaboration errors skip their statement and go on; a shape error silences only its own
-    # downstream nodes, so errors on independent paths (main flow, aux heads) are all reported
-    assert triples(diags) == [("E105", 3, 14), ("E102", 4, 9), ("E101", 5, 4), ("E205", 6, 16), ("E206", 7, 12),
-                              ("E201", 8, 6)]
+    # a shape error silences only its own downstream nodes, so errors on independent paths (aux
+    # heads, main flow) are all reported; elaboration errors are all reported too, each failed
+    # layer (also one in the middle of a chain) standing for an unknown shape from there on
+    assert triples(diags) == [("E205", 3, 16), ("E206", 4, 12), ("E201", 5, 6), ("E105", 9, 14), ("E102", 10, 9),
+                              ("E101", 11, 4), ("E106", 11, 40)]
 
 
 def test_independent_errors_are_all_reported_yaml(tmp_path: Path) -> None:
@@ -1299,13 +1323,13 @@ def test_independent_errors_are_all_reported_yaml(tmp_path: Path) -> None:
           B(c):
           - conv2d(c, 1, strid = 2)
         layers:
+        - c: conv2d(4, 3, groups = 3)
         - stem: conv2d(widht, 3)
         - B(4)
-        - c: conv2d(4, 3, groups = 3)
         - conv2d(8, 1) -> batchnorm(num_features = 4)
         """))
     diags = analyze(spec).diags.sorted()
-    assert triples(diags) == [("E102", 5, 18), ("E105", 7, 16), ("E205", 9, 6)]
+    assert triples(diags) == [("E102", 5, 18), ("E205", 7, 6), ("E105", 8, 16)]
 
 
 def test_errors_in_several_files_are_all_reported(tmp_path: Path) -> None:
@@ -1428,6 +1452,76 @@ GOLDEN_SPECS = {
         - global_avgpool
         - fc: linear(num_classes)
         """),
+    # issue 12, root cause first: a failed layer's output shape is unknown, so the residual's add
+    # is not checked (no E202 "add a projection shortcut" derived from the missing kernel)
+    "root_cause_missing_kernel.arch": src("""
+        network broken
+        input 8x32x32
+        r: residual {
+            conv1: conv2d(16, padding = 1)
+            bn1: batchnorm
+            relu
+            conv2: conv2d(16, 3, padding = 1)
+        }
+        fc: linear(10)
+        """),
+    "root_cause_bad_kernel.arch": src("""
+        network broken
+        input 64x56x56
+        block Basic(planes, stride = 1) {
+            residual(post = "relu") {
+                conv1: conv2d(planes, [3, 3, 3], stride = stride, padding = 1, bias = false)
+                bn1: batchnorm
+                relu
+                conv2: conv2d(planes, 3, padding = 1, bias = false)
+                bn2: batchnorm
+            } shortcut downsample if stride != 1 { conv2d(planes, 1, stride = stride, bias = false) -> batchnorm }
+        }
+        layer2: Basic(128, stride = 2)
+        """),
+    # one mistake in a block used 9 times: one diagnostic, the instances in one note
+    "block_instances.arch": src("""
+        network broken
+        input 16x8x8
+        block B {
+            conv1: conv2d(16, 3, padding = 1)
+            bn1: batchnrom
+            relu
+        }
+        layer1: repeat(9) { B }
+        layer2: B
+        """),
+    # the branch that differs is named, with its size, and pointed at
+    "concat_branches.arch": src("""
+        network broken
+        input 3x32x32
+        mix: concat {
+            a: conv2d(8, 1)
+            b: avgpool(3, stride = 2, padding = 1) -> b2: conv2d(8, 1)
+            conv2d(8, 3, padding = 1)
+        }
+        """),
+    "residual_projection.arch": src("""
+        network broken
+        input 64x56x56
+        layer: residual {
+            conv1: conv2d(128, 3, padding = 1)
+            relu
+        } shortcut downsample { conv2d(128, 1, stride = 2) }
+        """),
+    "tuple_kernel.arch": src("""
+        network broken
+        input 3x32x32
+        conv1: conv2d(16, (3, 3))
+        """),
+    "tuple_kernel_yaml.yaml": src("""
+        network: broken
+        input: 3x32x32
+        let:
+        - pad: (1, 1)
+        layers:
+        - conv1: conv2d(16, 3, padding = pad)
+        """),
 }
 
 
@@ -1446,6 +1540,78 @@ def test_text_rendering_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert_golden(f"diagnostics/{Path(name).stem}.txt", text)
 
 
+def test_file_level_errors_are_located_at_1_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a missing file, a directory and an empty file: positions are 1-based, never nope.arch:0:0
+    monkeypatch.chdir(tmp_path)
+    Path("dir.arch").mkdir()
+    Path("empty.arch").write_text("", encoding="utf-8")
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        rc = main(["check", "nope.arch", "dir.arch", "empty.arch"])
+    assert rc == 1
+    assert ":0:0" not in err.getvalue()
+    assert_golden("diagnostics/file_level.txt", err.getvalue())
+
+
+def test_a_library_that_does_not_parse_is_listed_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the unknown block in the importing file is a consequence of the library's syntax error
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "zlib" / "blocks.arch", """
+        block B(c) {
+            conv2d(c, 3 padding = 1)
+        }
+        """)
+    _write(tmp_path / "a.arch", """
+        network broken
+        input 3x8x8
+        use "zlib/blocks.arch"
+        b: B(4)
+        """)
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        assert main(["check", "a.arch"]) == 1
+    assert_golden("diagnostics/library_syntax_first.txt", err.getvalue())
+
+
+def test_block_instances_are_one_diagnostic(tmp_path: Path) -> None:
+    spec = tmp_path / "x.arch"
+    spec.write_text(GOLDEN_SPECS["block_instances.arch"], encoding="utf-8")
+    diags = analyze(spec).diags.sorted()
+    assert triples(diags) == [("E101", 5, 10)]
+    assert diags[0].instances == tuple(f"layer1.{i}" for i in range(9)) + ("layer2",)
+    assert diags[0].instance_note() == "in 10 instances: layer1.0, layer1.1, layer1.2 (and 7 more)"
+    doc = json.loads(format_json(diags))["diagnostics"][0]
+    assert doc["path"] == "layer1.0" and doc["instances"] == list(diags[0].instances)
+    assert doc["notes"] == [diags[0].instance_note()]   # the differing "instantiated at" notes dropped
+
+
+def test_concat_branches_json_has_the_secondary_location(tmp_path: Path) -> None:
+    spec = tmp_path / "x.arch"
+    spec.write_text(GOLDEN_SPECS["concat_branches.arch"], encoding="utf-8")
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        assert main(["check", str(spec), "--format", "json"]) == 1
+    (d,) = json.loads(out.getvalue())["diagnostics"]
+    assert (d["code"], d["line"], d["column"]) == ("E201", 3, 6)
+    assert d["message"] == "concat inputs differ in spatial size: branch `b2` is 16x16, branches `a`, 3 are 32x32"
+    # at the pool that halves the branch, not at the conv that ends it
+    assert d["labels"] == [{"message": "branch `b2` is 16x16", "file": str(spec), "line": 5, "column": 8}]
+
+
+def test_merged_diagnostics_keep_distinct_messages_apart() -> None:
+    bag = DiagnosticBag()
+    loc = Loc("f.arch", 3, 4)
+    bag.add(Diagnostic("E106", "bad", loc, path="a.0", notes=("in B(...) instantiated at f.arch:9:1",)))
+    bag.add(Diagnostic("E106", "bad", loc, path="a.1", notes=("in B(...) instantiated at f.arch:10:1",)))
+    bag.add(Diagnostic("E106", "bad", loc, path="a.1"))               # the same instance again
+    bag.add(Diagnostic("E106", "other", loc, path="a.2"))             # another message: its own
+    bag.add(Diagnostic("W122", "bad", loc, severity="warning", path="a.3"))
+    items = bag.sorted()
+    assert [(d.code, d.message, d.instances) for d in items] == [
+        ("E106", "bad", ("a.0", "a.1")), ("E106", "other", ()), ("W122", "bad", ())]
+    assert items[0].notes == () and items[0].path == "a.0"
+
+
 def test_format_text_layout() -> None:
     sources = SourceCache()
     sources.register("f.arch", "network n\n\tmix: concat {\n")
@@ -1458,5 +1624,5 @@ def test_format_text_layout() -> None:
         "    = in: mix.<concat>\n"
         "    = hint: give every branch the same stride")
     # unknown source: the head line and the hint only
-    bare = Diagnostic("E005", "cannot read file", Loc("nope.arch", 0, 0))
-    assert format_text(bare, sources) == "nope.arch:0:0: error[E005]: cannot read file"
+    bare = Diagnostic("E005", "cannot read file", Loc("nope.arch", 1, 1))
+    assert format_text(bare, sources) == "nope.arch:1:1: error[E005]: cannot read file"

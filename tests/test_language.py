@@ -114,12 +114,12 @@ def test_concat_sums_channels_and_names_branches(tmp_path: Path) -> None:
         concat { relu  tanh }
         """)
     t = table(g)
-    assert list(t) == ["mixed.b1", "mixed.b2", "mixed.2", "mixed.b3", "mixed@concat", "1", "2", "@concat"]
+    assert list(t) == ["mixed.b1", "mixed.b2", "mixed.2", "mixed.b3", "mixed.<concat>", "1", "2", "<concat>"]
     assert t["mixed.b1"] == ("conv2d", (4, 16, 16), conv_p(4, 8, 1), conv_m(4, 16, 16, 8, 1))
     # a labelled element followed by an unlabelled one in a branch: the next position in the scope
     assert t["mixed.2"] == ("conv2d", (8, 16, 16), conv_p(8, 6, 3), conv_m(8, 16, 16, 6, 3))
-    assert t["mixed@concat"] == ("concat", (4 + 8 + 8, 16, 16), 0, 0)
-    assert t["@concat"] == ("concat", (40, 16, 16), 0, 0)
+    assert t["mixed.<concat>"] == ("concat", (4 + 8 + 8, 16, 16), 0, 0)
+    assert t["<concat>"] == ("concat", (40, 16, 16), 0, 0)
     assert g.scopes["mixed"].kind == "concat"
 
 
@@ -130,7 +130,7 @@ def test_concat_of_flat_vectors(tmp_path: Path) -> None:
         flatten
         heads: concat { a: linear(3)  b: linear(5) }
         """)
-    assert table(g)["heads@concat"] == ("concat", (8,), 0, 0)
+    assert table(g)["heads.<concat>"] == ("concat", (8,), 0, 0)
 
 
 # ------------------------------------------------------------------------------------------ residual
@@ -150,11 +150,11 @@ def test_residual_identity_projection_scale_post(tmp_path: Path) -> None:
         residual { relu } shortcut { identity }
         """)
     t = table(g)
-    assert list(t) == ["r1.0", "r1.bn", "r1@add",
-                       "r2.0", "r2.down.0", "r2.down.1", "r2@add", "r2.2",
-                       "r3.0", "r3@scale", "r3@add", "r3.1",
-                       "3", "4", "@add"]
-    assert t["r1@add"] == ("add", (16, 8, 8), 0, 0)
+    assert list(t) == ["r1.0", "r1.bn", "r1.<add>",
+                       "r2.0", "r2.down.0", "r2.down.1", "r2.<add>", "r2.2",
+                       "r3.0", "r3.<scale>", "r3.<add>", "r3.1",
+                       "3", "4", "<add>"]
+    assert t["r1.<add>"] == ("add", (16, 8, 8), 0, 0)
     assert t["r2.0"][1:] == ((32, 4, 4), conv_p(32, 16, 3), conv_m(32, 4, 4, 16, 3))
     assert t["r2.down.0"][1:] == ((32, 4, 4), conv_p(32, 16, 1, bias=False), conv_m(32, 4, 4, 16, 1))
     assert t["r2.down.1"][1:] == ((32, 4, 4), 64, 0)
@@ -210,9 +210,9 @@ def test_dense_block_connectivity(tmp_path: Path) -> None:
         assert t[f"block1.layer{i}.norm"] == ("batchnorm", (cin, 8, 8), 2 * cin, 0)
         assert t[f"block1.layer{i}.conv"] == ("conv2d", (4, 8, 8), conv_p(4, cin, 3, bias=False),
                                               conv_m(4, 8, 8, cin, 3))
-    assert t["block1@cat"][1] == (10, 8, 8)
-    assert t["block1@cat_2"][1] == (14, 8, 8)
-    assert t["block1@cat_3"][1] == (18, 8, 8)
+    assert t["block1.<cat>"][1] == (10, 8, 8)
+    assert t["block1.<cat_2>"][1] == (14, 8, 8)
+    assert t["block1.<cat_3>"][1] == (18, 8, 8)
     assert report.summary_json(g)["output"] == [18, 8, 8]
     # the concatenated inputs are ordered: block input first, then layers in order
     last = g.by_path("block1@cat_3")
@@ -545,8 +545,8 @@ def test_yaml_gives_the_same_graph(tmp_path: Path) -> None:
     # spot-check the tour itself
     t = table(a.graph)
     assert t["stem.conv"][1:] == ((8, 8, 8), conv_p(8, 3, 3, bias=False), conv_m(8, 8, 8, 3, 3))
-    assert t["mixed@concat"][1] == (12, 8, 8)
+    assert t["mixed.<concat>"][1] == (12, 8, 8)
     assert t["stage.block0.down.0"][1] == (16, 4, 4)
     assert "stage.block1.down.0" not in t
-    assert t["dense1@cat_2"][1] == (24, 4, 4)
+    assert t["dense1.<cat_2>"][1] == (24, 4, 4)
     assert ja["outputs"] == {"main": [3], "side": [3]}

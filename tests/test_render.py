@@ -20,6 +20,7 @@ from archdsl import report
 from archdsl.backends import render as R
 from archdsl.cli import main
 from archdsl.diagnostics import Diagnostic, Loc
+from archdsl.ir import display_path
 from archdsl.pipeline import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +135,7 @@ def test_depth_collapses_like_summary(spec: str, depth: int) -> None:
     shown = [i for i in items if not (i.startswith("n") and g.node(int(i[1:]))["op"] in ("input", "output"))]
     names = {s["id"]: s["path"] for s in model.scopes}
     expected = [r.path for r in report.rows(g, depth)]
-    assert [names.get(i) or g.node(int(i[1:]))["path"] for i in shown] == expected
+    assert [names.get(i) or display_path(g.node(int(i[1:]))["path"]) for i in shown] == expected
 
 
 def test_googlenet_depth1_is_stem_nine_modules_head() -> None:

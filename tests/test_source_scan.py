@@ -48,8 +48,11 @@ ALLOWED: dict[tuple[str, str, str], tuple[int, str]] = {
     ("archdsl/backends/render.py", "run_dot", "subprocess.TimeoutExpired"): (
         1, "catches the timeout (the dot_seconds limit) of that same run; names an exception class only"),
     ("archdsl/backends/reference.py", "reference_model", "getattr"): (
-        2, "looks up the reference model named on the command line (--check-against PKG:MODEL, never a "
+        1, "looks up the reference model named on the command line (--check-against PKG:MODEL, never a "
            "spec) in the reference package; the package is one of PACKAGES and MODEL an identifier"),
+    ("archdsl/backends/extras.py", "<module>", "from importlib import"): (
+        1, "importlib.metadata only: reads the installed versions and Requires-Dist of torch, torchvision and "
+           "the onnx packages (text) for install hints; imports no module"),
 }
 
 

@@ -249,7 +249,7 @@ def test_yaml_output_and_table(tmp_path: Path, paper: Path) -> None:
     assert analyze(out).graph.total_params() == analyze(paper).graph.total_params() + _printed(table, "params")
     lines = table.splitlines()
     assert lines[0].split() == ["module", "rewrite", "params", "MACs"]
-    assert lines[-1].startswith("wrote ")
+    assert err.endswith(f"wrote {out}\n") and "wrote" not in table   # stdout: the table alone
 
 
 def test_options(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ running ``render`` imports torch.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .. import cli
 from ..diagnostics import Diagnostic, Loc
@@ -34,14 +33,18 @@ def _depth(text: str) -> int:
     return int(text)
 
 
+#: render.FORMATS and render.DIRECTIONS, without importing render (it imports the IR, hence networkx):
+#: every command registers this one, even ``--help`` (tests/test_startup.py checks they agree).
+FORMATS = ("svg", "png", "pdf", "dot", "html")
+DIRECTIONS = ("TB", "LR")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``render`` subcommand."""
-    from .render import DIRECTIONS, FORMATS
-
     p = sub.add_parser("render", help="draw the architecture: SVG, PNG, PDF, DOT or an interactive HTML viewer",
                        description="Draw a spec as a diagram. Blocks are labelled clusters; --depth collapses "
                                    "them into single nodes. Needs Graphviz's 'dot' except for -o OUT.dot.")
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("spec", metavar="SPEC", help=cli.SPEC_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="OUT.svg, OUT.png, OUT.pdf, OUT.dot or OUT.html (the format follows the extension)")
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from OUT's extension)")
@@ -71,6 +74,7 @@ def _run_rules(res) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """``archdsl render``: exit 0 when the diagram was written, 1 otherwise."""
+    from ..io import report_written
     from .render import DEFAULT_SHOW, RenderError, RenderOptions, render_graph
 
     res = cli._analyze(args.spec, args)
@@ -96,9 +100,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     if others:
         cli._print_diags(others, res.sources, listing=cli.listing_of(args))
     findings = sum(1 for d in res.diags if d.code.startswith("R") and d.path and d.severity != "info")
-    note = f" ({findings} rule finding{'s' if findings != 1 else ''} outlined in red; 'archdsl check' explains them)" \
+    note = f"{findings} rule finding{'s' if findings != 1 else ''} outlined in red; 'archdsl check' explains them" \
         if findings else ""
-    print(f"wrote {args.output}{note}", file=sys.stderr)
+    report_written(args.output, note)
     return cli.EXIT_OK
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .extras import ExtraUnavailable, reference_problem, torchvision_mismatch
+
 PACKAGES = ("torchvision", "timm", "pretrainedmodels")
 
 
-class ReferenceUnavailable(RuntimeError):
-    """The reference package is not installed or does not know the model."""
+class ReferenceUnavailable(ExtraUnavailable):
+    """The reference package is missing, does not work with this torch, or does not know the model."""
 
 
 @dataclass
@@ -72,13 +74,27 @@ class Comparison:
 
 
 def _import_package(pkg: str) -> Any:
-    """The module a reference package's models are looked up in (one of :data:`PACKAGES`)."""
-    if pkg == "torchvision":
+    """The module a reference package's models are looked up in (one of :data:`PACKAGES`).
+
+    torchvision is imported first for all three (timm and pretrainedmodels import it): a torchvision
+    built for another torch fails at import (``operator torchvision::nms does not exist``), and that
+    is reported as a mismatch with the command that installs a matching set, not as a traceback.
+    """
+    mismatch = torchvision_mismatch()
+    if mismatch is not None:
+        raise ReferenceUnavailable(mismatch.message, mismatch.hint, mismatch.note)
+    importing = "torchvision"  # the one being imported, for the message
+    try:
         import torchvision.models as mod
-    elif pkg == "timm":
-        import timm as mod
-    else:
-        import pretrainedmodels as mod
+
+        importing = pkg
+        if pkg == "timm":
+            import timm as mod
+        elif pkg == "pretrainedmodels":
+            import pretrainedmodels as mod
+    except Exception as exc:  # noqa: BLE001 (any import failure is the environment's, reported as such)
+        problem = reference_problem(importing, exc, needed_by="" if importing == pkg else pkg)
+        raise ReferenceUnavailable(problem.message, problem.hint, problem.note) from exc
     return mod
 
 
@@ -88,28 +104,24 @@ def reference_model(ref: str, aux: bool = False):
     if not sep or pkg not in PACKAGES or not name.isidentifier():
         raise ReferenceUnavailable(f"reference must be one of {', '.join(p + ':NAME' for p in PACKAGES)}, "
                                    f"got {ref!r}")
-    try:
-        mod = _import_package(pkg)
-    except ImportError as exc:
-        raise ReferenceUnavailable(f"{pkg} is not installed (pip install {pkg})") from exc
+    mod = _import_package(pkg)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if pkg == "torchvision":
-            fn = getattr(mod, name, None)
-            if fn is None:
-                raise ReferenceUnavailable(f"torchvision has no model {name!r}")
-            kwargs: dict[str, Any] = {"weights": None}
-            if name in ("googlenet", "inception_v3"):
-                kwargs.update(aux_logits=aux, init_weights=True)
-            return fn(**kwargs)
         if pkg == "timm":
+            if name not in mod.list_models():
+                raise ReferenceUnavailable(f"timm has no model {name!r}")
             return mod.create_model(name, pretrained=False)
         fn = getattr(mod, name, None)
         if fn is None:
-            raise ReferenceUnavailable(f"pretrainedmodels has no model {name!r}")
-        return fn(num_classes=1000, pretrained=None)
+            raise ReferenceUnavailable(f"{pkg} has no model {name!r}")
+        if pkg == "pretrainedmodels":
+            return fn(num_classes=1000, pretrained=None)
+        kwargs: dict[str, Any] = {"weights": None}
+        if name in ("googlenet", "inception_v3"):
+            kwargs.update(aux_logits=aux, init_weights=True)
+        return fn(**kwargs)
 
 
 def randomize_norm_layers(module, seed: int = 0) -> int:

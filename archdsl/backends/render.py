@@ -32,7 +32,7 @@ from typing import Any
 
 from .. import limits
 from ..diagnostics import Diagnostic, Loc, did_you_mean
-from ..ir import Graph
+from ..ir import Graph, display_path
 from ..ops import OPS, channels_last
 
 FORMATS = ("svg", "png", "pdf", "dot", "html")
@@ -371,7 +371,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         if node_finds:
             attrs.update(color=FINDING_COLOR, penwidth="2.5")
         info = {
-            "title": d["path"] if "@" not in d["path"] else f"{d['path']} ({text})",
+            "title": d["path"] if "@" not in d["path"] else f"{display_path(d['path'])} ({text})",
             "op": op,
             "args": args_text(args) if op not in ("input", "output") else "",
             "shape": fmt_shape(d["shape"]),
@@ -761,7 +761,7 @@ def run_dot(source: str, fmt: str, dot_exe: str | None = None) -> bytes:
     """Render DOT ``source`` to ``fmt`` bytes with the ``dot`` binary (raises :class:`RenderError`)."""
     exe = dot_exe or find_dot()
     if exe is None:
-        raise RenderError(Diagnostic("E501", "Graphviz 'dot' was not found on PATH", Loc("<render>", 0, 0),
+        raise RenderError(Diagnostic("E501", "Graphviz 'dot' was not found on PATH", Loc("<render>", 1, 1),
                                      hint=INSTALL_HINT))
     seconds = limits.current().dot_seconds
     try:
@@ -769,16 +769,16 @@ def run_dot(source: str, fmt: str, dot_exe: str | None = None) -> bytes:
                               timeout=seconds)
     except subprocess.TimeoutExpired:
         raise RenderError(Diagnostic("E502", f"Graphviz 'dot' did not finish within {seconds} s",
-                                     Loc("<render>", 0, 0),
+                                     Loc("<render>", 1, 1),
                                      hint="collapse blocks with --depth N, or allow more time with "
                                           f"--limit dot_seconds={seconds * 4}")) from None
     except OSError as exc:
         raise RenderError(Diagnostic("E501", f"cannot run Graphviz 'dot' ({exe}): {exc.strerror or exc}",
-                                     Loc("<render>", 0, 0), hint=INSTALL_HINT)) from None
+                                     Loc("<render>", 1, 1), hint=INSTALL_HINT)) from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RenderError(Diagnostic("E502", f"Graphviz 'dot' failed (exit {proc.returncode}): "
-                                     f"{err[-1] if err else 'no message'}", Loc("<render>", 0, 0),
+                                     f"{err[-1] if err else 'no message'}", Loc("<render>", 1, 1),
                                      hint="report this as an archdsl bug, with the .dot file from "
                                           "'archdsl render ... -o OUT.dot'"))
     return proc.stdout
@@ -830,7 +830,7 @@ def render_graph(graph: Graph, out: str | os.PathLike, fmt: str | None = None, o
         cmd_fmt = "svg" if fmt == "html" else fmt
         raise RenderError(Diagnostic(
             "E501", f"Graphviz 'dot' was not found on PATH; wrote the diagram source to {dot_path} instead",
-            Loc("<render>", 0, 0),
+            Loc("<render>", 1, 1),
             hint=f"{INSTALL_HINT}; then run: dot -T{cmd_fmt} {dot_path} -o {Path(out).with_suffix('.' + cmd_fmt)}"
                  + (" (or rerun this command for the HTML viewer)" if fmt == "html" else "")), wrote=dot_path)
     if fmt == "html":
@@ -853,7 +853,7 @@ def _check_drawn_size(model: Model, opened: set[str], graph: Graph) -> None:
     drawn = len(drawn_items(model, opened))
     cap = limits.current().render_nodes
     if drawn > cap:
-        loc = graph.node(graph.input_node)["loc"] if graph.input_node is not None else Loc("<render>", 0, 0)
+        loc = graph.node(graph.input_node)["loc"] if graph.input_node is not None else Loc("<render>", 1, 1)
         raise RenderError(Diagnostic("E505", f"the diagram would have {drawn:,} nodes; the limit is {cap:,}", loc,
                                      hint="collapse blocks with --depth N, write OUT.dot (not laid out), or "
                                           f"raise the limit with --limit render_nodes={drawn}"))
@@ -869,7 +869,7 @@ def _write(path: str | os.PathLike, data: str | bytes, write_atomic: Any) -> Non
         write_atomic(path, data)
     except OSError as exc:
         raise RenderError(Diagnostic("E005", f"cannot write {path}: {exc.strerror or exc}",
-                                     Loc(str(path), 0, 0))) from None
+                                     Loc(str(path), 1, 1))) from None
 
 
 def model_json(model: Model) -> str:

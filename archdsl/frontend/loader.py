@@ -25,10 +25,10 @@ def read_spec_text(path: str | Path, display: str | None = None) -> str:
             data = fh.read(limit + 1)
             size = os.fstat(fh.fileno()).st_size
     except IsADirectoryError:
-        raise DiagnosticError(Diagnostic("E005", "is a directory, not a spec file", Loc(name, 0, 0))) from None
+        raise DiagnosticError(Diagnostic("E005", "is a directory, not a spec file", Loc(name, 1, 1))) from None
     except (OSError, ValueError) as exc:
         raise DiagnosticError(Diagnostic("E005", f"cannot read file: {getattr(exc, 'strerror', None) or exc}",
-                                         Loc(name, 0, 0))) from None
+                                         Loc(name, 1, 1))) from None
     if len(data) > limit:
         size_text = f"{size:,} bytes" if size > limit else f"more than {limit:,} bytes"
         raise DiagnosticError(Diagnostic("E005", f"file is {size_text}; the limit is {limit:,}",

@@ -1,16 +1,22 @@
 """AST -> source, for both front ends: the text language and YAML.
 
-Printing and re-parsing gives an equal AST (locations aside); ``archdsl convert`` relies on it.
+Printing and re-parsing gives an equal AST (locations aside); ``archdsl convert`` relies on it, and
+on :func:`rebase_uses` to keep a spec's imports pointing at the same files from another folder.
 Expressions are printed with the fewest parentheses the grammar's precedence needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from .. import ast as A
 from ..ast import RESERVED_NAMES
+from ..diagnostics import DiagnosticError
 
 _PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4,
          "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
@@ -348,3 +354,98 @@ def to_yaml(spec: A.SpecFile) -> str:
     _Dumper.add_representer(str, _str)
     return yaml.dump(to_yaml_data(spec), Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                      width=1000, allow_unicode=True)
+
+
+# ----------------------------------------------------------------------------- use paths
+
+
+@dataclass(frozen=True)
+class MovedUse:
+    """A ``use`` path rewritten for another folder: as written, as rewritten, and the file it names."""
+
+    old: str
+    new: str
+    target: Path
+
+
+def rebase_uses(spec: A.SpecFile, source: str | os.PathLike, output: str | os.PathLike) \
+        -> tuple[A.SpecFile, list[MovedUse]]:
+    """``spec``, read from ``source``, with each relative ``use`` path rewritten so that, written to
+    ``output``, it names the same file; and the paths it rewrote.
+
+    An import resolves against the importing file's directory with symbolic links resolved, so the
+    new path is computed between resolved directories.  An absolute path, or one that names no file
+    in ``source``'s directory tree (found through ``--search-path``, or missing), is kept as written:
+    it resolves the same from the new folder, or fails the same."""
+    try:
+        src_dir, out_dir = Path(source).resolve().parent, Path(output).resolve().parent
+    except (OSError, RuntimeError):  # a symlink loop: writing there fails with its own diagnostic
+        return spec, []
+    if src_dir == out_dir:
+        return spec, []
+    uses, moved = [], []
+    for use in spec.uses:
+        move = _moved(use.path, src_dir, out_dir)
+        if move is not None:
+            moved.append(move)
+            use = dataclasses.replace(use, path=move.new)
+        uses.append(use)
+    return (dataclasses.replace(spec, uses=tuple(uses)) if moved else spec), moved
+
+
+def _moved(path: str, src_dir: Path, out_dir: Path) -> MovedUse | None:
+    """How ``use path`` is written from ``out_dir`` to name the file it names from ``src_dir``."""
+    rel = Path(path)
+    if not path or rel.is_absolute():
+        return None
+    try:
+        target = (src_dir / rel).resolve()
+        # Only the imports the spec's own tree provides: any other resolves through --search-path
+        # (or not at all), from the new folder as from the old, and no path here reaches outside it.
+        if not target.is_relative_to(src_dir) or not target.is_file() or (out_dir / rel).resolve() == target:
+            return None
+        new = Path(os.path.relpath(target, out_dir)).as_posix()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long, another drive
+        return None
+    return MovedUse(path, new, target)
+
+
+def search_root(moved: Sequence[MovedUse], output: str | os.PathLike) -> Path | None:
+    """The directory ``--search-path`` must name for the rewritten imports that leave ``output``'s
+    folder (imports are confined to the importing file's directory tree), or None when none does."""
+    if not moved:
+        return None
+    out_dir = Path(output).resolve().parent
+    outside = [str(m.target.parent) for m in moved if not m.target.is_relative_to(out_dir)]
+    return Path(os.path.commonpath(outside)) if outside else None
+
+
+#: A string literal of the text language (the grammar's STRING).
+_STRING = re.compile(r'"([^"\\\n]|\\[\\"nt])*"' + r"|'([^'\\\n]|\\[\\'nt])*'")
+
+
+def splice_uses(text: str, spec: A.SpecFile, moved: Sequence[MovedUse], rebased: A.SpecFile) -> str | None:
+    """The text-language source ``text`` (parsed as ``spec``) with the moved ``use`` strings replaced
+    where they stand, every other character (comments included) kept; None when that text does not
+    parse back to ``rebased`` (the caller prints ``rebased`` instead)."""
+    if not moved:
+        return text
+    new = {m.old: m.new for m in moved}
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    edits = []
+    for use in spec.uses:
+        if use.path not in new or not 1 <= use.loc.line <= len(starts) or use.loc.col < 1:
+            continue
+        m = _STRING.match(text, starts[use.loc.line - 1] + use.loc.col - 1)
+        if m is None:
+            return None
+        edits.append((m.start(), m.end(), quote(new[use.path])))
+    for start, end, lit in sorted(edits, reverse=True):
+        text = text[:start] + lit + text[end:]
+    from .loader import parse_source
+
+    try:
+        return text if parse_source(text, spec.file) == rebased else None
+    except DiagnosticError:
+        return None
+

@@ -23,8 +23,7 @@ from .. import ast as A
 from .. import limits
 from ..ast import RESERVED_NAMES
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
-
-START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start")
+from .tables import make_parser
 
 _TOKEN_NAMES = {
     "LBRACE": "'{'", "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
@@ -332,13 +331,9 @@ def _unquote(tok: Token, file: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _parser() -> tuple[Lark, _Builder]:
     builder = _Builder("<string>")
-    parser = Lark(
-        grammar_path().read_text(encoding="utf-8"),
-        parser="lalr",
-        start=list(START_RULES),
-        transformer=builder,
-        maybe_placeholders=True,
-    )
+    # From the pre-generated tables when they match the grammar (see tables.py): lark's table
+    # construction would cost about 0.1 s on every run.
+    parser = make_parser(grammar_path().read_text(encoding="utf-8"), builder)
     return parser, builder
 
 
@@ -438,6 +433,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int
         keyword = _keyword_label(exc, text)
         if keyword:
             hint = _reserved_hint(keyword, "a label")
+        tuple_hint = _tuple_hint(exc, text)
+        if tuple_hint:
+            hint = tuple_hint
     else:
         found = "end of input"
     if at_end:
@@ -458,6 +456,39 @@ def _keyword_label(exc: UnexpectedToken, text: str) -> str | None:
         return None
     m = _WORD_BEFORE.search(text, 0, exc.token.start_pos)
     return m.group(1) if m and m.group(1) in RESERVED_NAMES else None
+
+
+_CALLEE_BEFORE = re.compile(r"[A-Za-z0-9_`]\s*\Z")
+
+
+def _tuple_hint(exc: UnexpectedToken, text: str) -> str:
+    """``write a list: [3, 3]`` when the parser stopped at a ',' inside parentheses that are not a
+    call's (``conv2d(16, (3, 3))``): a Python tuple, which archdsl writes as a list."""
+    pos = getattr(exc.token, "start_pos", None)
+    if exc.token.type != "COMMA" or pos is None:
+        return ""
+    opener = _unclosed_bracket(text[:pos])
+    if opener is None or text[opener] != "(" or _CALLEE_BEFORE.search(text, 0, opener):
+        return ""
+    close = _matching_close(text, opener)
+    inner = text[opener + 1:close] if close is not None else ""
+    if close is None or "\n" in inner or len(inner) > 60:
+        return "write a list, in brackets: [a, b] (archdsl has no tuples)"
+    items = ", ".join(part.strip() for part in inner.split(",") if part.strip())
+    return f"write a list: [{items}] (archdsl has no tuples)"
+
+
+def _matching_close(text: str, opener: int) -> int | None:
+    """Index of the ')' that closes the '(' at ``opener`` (None when it is not closed)."""
+    depth = 0
+    for m in _BRACKETS.finditer(text, opener):
+        if m.lastindex == 1:
+            depth += 1
+        elif m.lastindex == 2:
+            depth -= 1
+            if depth == 0:
+                return m.start() if m.group(2) == ")" else None
+    return None
 
 
 def _reserved_hint(name: str, what: str) -> str:

@@ -19,9 +19,11 @@ from ..expr import POISON, Value, evaluate, show, type_name
 from ..ir import Graph, ScopeInfo
 from ..limits import Limits
 from ..limits import current as current_limits
-from ..ops import PUBLIC_OPS, ArgError, OpSpec, normalize
+from ..ops import PUBLIC_OPS, UNKNOWN, ArgError, OpSpec, normalize
 
 Env = Mapping[str, Value]
+#: The top-level elements of a body as elaborated: (element location, node holding its output).
+Trace = list[tuple[Loc, int]]
 
 
 class LimitExceeded(DiagnosticError):
@@ -50,6 +52,18 @@ class Scope:
             n += 1
             path = f"{base}_{n}"
         return path
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One input of a merge as the spec wrote it (stored on concat and add nodes as ``operands``), so
+    a shape error names it (``branch `b```) and points at the step that gave it its shape."""
+
+    name: str  # "`b`" (its last label), "2" (an unlabelled branch's position), "body", "shortcut"
+    kind: str  # "branch", "body", "shortcut"
+    loc: Loc  # where it is written
+    source: int  # the node it starts from (the merge's input)
+    steps: tuple[tuple[Loc, int], ...]  # its top-level elements with their output nodes
 
 
 @dataclass
@@ -91,19 +105,41 @@ class Elaborator:
                                            path=path, hint="reduce repeat counts, or raise the limit with --limit nodes=N"))
 
     # ------------------------------------------------------------------ statements
-    def body(self, stmts: Sequence[A.Stmt], env: Env, scope: Scope, cur: int) -> int:
-        """Elaborate a sequential body and return the node holding its result."""
+    def body(self, stmts: Sequence[A.Stmt], env: Env, scope: Scope, cur: int, trace: Trace | None = None) -> int:
+        """Elaborate a sequential body and return the node holding its result (``trace``: where to
+        record its top-level elements)."""
         env = dict(env)
         for stmt in stmts:
             try:
-                cur = self.stmt(stmt, env, scope, cur)
+                cur = self.stmt(stmt, env, scope, cur, trace)
             except LimitExceeded:
                 raise
             except DiagnosticError as exc:
                 self.diags.add(self._with_call_sites(exc.diagnostic))
                 if isinstance(stmt, A.Let):
                     env[stmt.name] = POISON
+                elif not isinstance(stmt, A.Aux):  # a failed aux head leaves the main flow as it was
+                    cur = self.unknown(cur, stmt.loc, scope)
         return cur
+
+    def unknown(self, cur: int, loc: Loc, scope: Scope) -> int:
+        """A node standing for a construct that failed: its output shape is unknown, so the shape
+        pass derives no error from it (no E202 "add a projection shortcut" after a missing kernel)."""
+        # One path for all of a scope's unknown nodes (internal paths never name a module): making
+        # each unique would cost a search per failure, quadratic in a repeat whose body fails.
+        path = f"{scope.path}@{UNKNOWN}"
+        return self.graph.add_node(UNKNOWN, {}, path, loc, scope.path, [cur])
+
+    def _element_or_unknown(self, el: A.Element, env: Env, scope: Scope, cur: int) -> int:
+        """An element of a chain; when it fails, its error is recorded and the chain goes on from an
+        unknown node, so the later elements' own mistakes are reported too."""
+        try:
+            return self.element(el, env, scope, cur)
+        except LimitExceeded:
+            raise
+        except DiagnosticError as exc:
+            self.diags.add(self._with_call_sites(exc.diagnostic))
+            return self.unknown(cur, el.loc, scope)
 
     def _with_call_sites(self, diag: Diagnostic) -> Diagnostic:
         # Inside a block the location is the block's line; name the instantiations that led there.
@@ -112,22 +148,24 @@ class Elaborator:
         notes = tuple(f"in {name}(...) instantiated at {loc}" for name, loc in reversed(self.call_sites))
         return dataclasses.replace(diag, notes=notes)
 
-    def stmt(self, stmt: A.Stmt, env: dict, scope: Scope, cur: int) -> int:
+    def stmt(self, stmt: A.Stmt, env: dict, scope: Scope, cur: int, trace: Trace | None = None) -> int:
         """Elaborate one statement of a sequential body."""
         if isinstance(stmt, A.Let):
             env[stmt.name] = self.eval(stmt.value, env)
             return cur
         if isinstance(stmt, A.Chain):
             for el in stmt.elements:
-                cur = self.element(el, env, scope, cur)
+                cur = self._element_or_unknown(el, env, scope, cur)
+                if trace is not None:
+                    trace.append((el.loc, cur))
             return cur
         if isinstance(stmt, A.If):
             chosen = self.choose(stmt, env)
-            return self.body(chosen, env, scope, cur) if chosen is not None else cur
+            return self.body(chosen, env, scope, cur, trace) if chosen is not None else cur
         if isinstance(stmt, A.Aux):
             self.aux(stmt, env, scope, cur)
             return cur
-        raise self._fail("E199", f"unexpected statement {type(stmt).__name__}", Loc("<ast>", 0, 0))
+        raise self._fail("E199", f"unexpected statement {type(stmt).__name__}", Loc("<ast>", 1, 1))
 
     def choose(self, stmt: A.If, env: Env) -> tuple | None:
         """The body an ``if`` statement selects (None for a false condition without else)."""
@@ -173,7 +211,7 @@ class Elaborator:
             return self.repeat(el, env, scope, cur, name)
         if isinstance(el, A.Dense):
             return self.dense(el, env, scope, cur, name)
-        raise self._fail("E199", f"unexpected element {type(el).__name__}", Loc("<ast>", 0, 0))
+        raise self._fail("E199", f"unexpected element {type(el).__name__}", Loc("<ast>", 1, 1))
 
     def enter(self, scope: Scope, label: str | None, kind: str, loc: Loc, name: str | None = None,
               force: bool = False, block: str | None = None, args: dict | None = None) -> Scope:
@@ -251,27 +289,28 @@ class Elaborator:
     def concat(self, el: A.Concat, env: Env, scope: Scope, cur: int) -> int:
         """Parallel branches from ``cur`` joined by channel concatenation."""
         outs: list[int] = []
+        operands: list[Operand] = []
         for chain, benv in self.branches(el.body, dict(env)):
-            try:
-                outs.append(self.stmt(chain, benv, scope, cur))
-            except LimitExceeded:
-                raise
-            except DiagnosticError as exc:
-                self.diags.add(self._with_call_sites(exc.diagnostic))
+            steps: Trace = []
+            outs.append(self.stmt(chain, benv, scope, cur, steps))
+            operands.append(Operand(_branch_name(chain, len(operands)), "branch", chain.loc, cur, tuple(steps)))
         if not outs:
             raise self._fail("E117", "concat has no branches", el.loc, scope.path)
-        return self.graph.add_node("concat", {"dense": False}, scope.internal("concat", self.graph), el.loc,
-                                   scope.path, outs, el.label)
+        nid = self.graph.add_node("concat", {"dense": False}, scope.internal("concat", self.graph), el.loc,
+                                  scope.path, outs, el.label)
+        self.graph.node(nid)["operands"] = tuple(operands)
+        return nid
 
     def residual(self, el: A.Residual, env: Env, scope: Scope, cur: int) -> int:
         """``body(x) * scale + shortcut(x)``, then the optional post-activation."""
         opts = self.bind_options(el.args, {"scale": 1.0, "post": None}, env, "residual", el.loc)
-        body_out = self.body(el.body, env, scope, cur)
-        short_out = cur
+        body_steps: Trace = []
+        body_out = self.body(el.body, env, scope, cur, body_steps)
+        short_out, short_steps, short_loc = cur, [], el.loc
         sc = el.shortcut
         if sc is not None and (sc.cond is None or self._truth(sc.cond, env)):
             sub = self.enter(scope, sc.name, "shortcut", sc.loc) if sc.name else scope
-            short_out = self.body(sc.body, env, sub, cur)
+            short_out, short_loc = self.body(sc.body, env, sub, cur, short_steps), sc.loc
         scale = opts["scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise self._fail("E106", f"'scale' must be a number, got {show(scale)}", el.loc)
@@ -280,6 +319,8 @@ class Elaborator:
                                            el.loc, scope.path, [body_out])
         out = self.graph.add_node("add", {}, scope.internal("add", self.graph), el.loc, scope.path,
                                   [body_out, short_out], el.label)
+        self.graph.node(out)["operands"] = (Operand("body", "body", el.loc, cur, tuple(body_steps)),
+                                            Operand("shortcut", "shortcut", short_loc, cur, tuple(short_steps)))
         post = opts["post"]
         if post is None:
             return out
@@ -454,6 +495,12 @@ class Elaborator:
             if out[k] is None:
                 raise self._fail("E103", f"{what} is missing required argument '{k}'", loc)
         return out
+
+
+def _branch_name(chain: A.Chain, index: int) -> str:
+    """A concat branch as a message names it: its last label (`` `b3_2` ``), else its 1-based position."""
+    labels = [lb for lb in (getattr(e, "label", None) for e in chain.elements) if lb is not None]
+    return f"`{labels[-1]}`" if labels else str(index + 1)
 
 
 def _single_unlabelled(body: Sequence[A.Stmt]) -> A.Element | None:

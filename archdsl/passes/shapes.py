@@ -1,7 +1,9 @@
 """The shape and cost passes: every node's output shape, parameters, MACs and receptive field.
 
 Shapes use PyTorch's exact formulas (see :mod:`archdsl.ops`).  A node whose rule fails gets a
-diagnostic; nodes downstream of it are skipped silently so one mistake is reported once.  The
+diagnostic; nodes downstream of it are skipped silently so one mistake is reported once.  So are
+the nodes downstream of a layer that failed to resolve (an ``unknown`` node, whose shape is
+unknown): no shape error is derived from an argument error.  The
 resource limits on tensor sizes (E153) and parameter memory (E154) are checked here, before any
 backend allocates anything.
 """
@@ -9,11 +11,13 @@ backend allocates anything.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from .. import limits
-from ..diagnostics import Diagnostic, DiagnosticBag
-from ..ir import Graph
-from ..ops import OPS, Costs, ShapeError, channels, spatial_dims
+from ..diagnostics import Diagnostic, DiagnosticBag, Label, Loc
+from ..ir import Graph, display_path
+from ..ops import OPS, Costs, ShapeError, channels, fmt_shape, spatial_dims
+from .elaborate import Operand
 
 #: Bytes per parameter in the memory estimate (float32, PyTorch's default dtype).
 BYTES_PER_PARAM = 4
@@ -33,18 +37,78 @@ def infer_shapes(graph: Graph, diags: DiagnosticBag) -> None:
             continue
         try:
             shape = op.shape(data["args"], ins)
+            if shape is None:
+                continue  # unknown (a failed layer): the nodes after it stay unshaped, silently
             if not isinstance(shape, tuple):
                 shape = tuple(shape)
         except ShapeError as exc:
-            diags.add(Diagnostic(exc.code, exc.message, data["loc"], path=_shown_path(data["path"]),
-                                 hint=exc.hint))
+            diags.add(_shape_diagnostic(graph, nid, exc))
             continue
         problem = size_problem(shape, lim)
         if problem is not None:
             # The shape stays unknown, so the layers after it are skipped instead of computed huge.
-            diags.add(Diagnostic("E153", problem[0], data["loc"], path=_shown_path(data["path"]), hint=problem[1]))
+            diags.add(Diagnostic("E153", problem[0], data["loc"], path=display_path(data["path"]), hint=problem[1]))
             continue
         data["shape"] = shape
+
+
+def _shape_diagnostic(graph: Graph, nid: int, exc: ShapeError) -> Diagnostic:
+    """The diagnostic for a failed shape rule; a merge's names each input by its branch and points
+    at the branches that deviate (secondary labels)."""
+    data = graph.node(nid)
+    message, labels = exc.message, ()
+    operands = data.get("operands")
+    if exc.groups and operands is not None and len(operands) == len(graph.inputs(nid)):
+        groups = list(exc.groups)
+        # The most common shape is the expected one: the others are named first and pointed at.
+        # On a tie every branch is as suspect as the others.
+        suspects = groups[1:] if len(groups[0][1]) > len(groups[1][1]) else groups
+        order = suspects + [g for g in groups if g not in suspects]
+        message = f"{exc.lead}: " + ", ".join(_group_phrase(text, [operands[i] for i in ix]) for text, ix in order)
+        # concat: where the branch takes its spatial size (or, for a flat one, is flattened)
+        labels = tuple(Label(_operand_site(graph, operands[i], _spatial_key), _group_phrase(text, [operands[i]]))
+                       for text, ix in suspects for i in ix)
+    elif operands is not None and exc.code == "E202":
+        labels = _add_labels(graph, nid, operands)
+    return Diagnostic(exc.code, message, data["loc"], path=display_path(data["path"]), hint=exc.hint,
+                      labels=labels)
+
+
+def _group_phrase(text: str, operands: list[Operand]) -> str:
+    """``branch `b` is 16x16``, ``branches `a`, `c` are 32x32``."""
+    names = ", ".join(o.name for o in operands)
+    if len(operands) == 1:
+        return f"{operands[0].kind} {names} is {text}"
+    return f"{operands[0].kind}es {names} are {text}"
+
+
+def _add_labels(graph: Graph, nid: int, operands: list[Operand]) -> tuple[Label, ...]:
+    """For a residual's add: where the body's shape (and a projection shortcut's) comes from."""
+    out = []
+    for operand, src in zip(operands, graph.inputs(nid), strict=False):
+        if operand.steps:
+            out.append(Label(_operand_site(graph, operand, tuple),
+                             f"{operand.kind} gives {fmt_shape(graph.node(src)['shape'])}"))
+    return tuple(out)
+
+
+def _spatial_key(shape: tuple) -> tuple:
+    """What a concat's inputs must agree on: the spatial size (``()`` for a flat vector)."""
+    return tuple(shape[1:])
+
+
+def _operand_site(graph: Graph, operand: Operand, key: Callable[[tuple], tuple]) -> Loc:
+    """Where an operand takes its final shape (as ``key`` sees it): the last of its steps whose
+    output differs from its input (else its first step)."""
+    steps = operand.steps
+    if not steps:
+        return operand.loc
+    for i in range(len(steps) - 1, -1, -1):
+        before = graph.node(steps[i - 1][1] if i else operand.source)["shape"]
+        after = graph.node(steps[i][1])["shape"]
+        if before is not None and after is not None and key(before) != key(after):
+            return steps[i][0]
+    return steps[0][0]
 
 
 def size_problem(shape: tuple, lim: limits.Limits, what: str = "tensor") -> tuple[str, str] | None:
@@ -78,7 +142,7 @@ def memory_problem(graph: Graph) -> Diagnostic | None:
     whose = "the limit" if limits.current().memory_bytes else "this machine's memory"
     return Diagnostic(
         "E154", f"parameters need {_bytes(need)} ({params:,} float32 values), more than {whose} ({_bytes(budget)})",
-        data["loc"], path=_shown_path(data["path"]),
+        data["loc"], path=display_path(data["path"]),
         hint=f"this layer alone holds {data['costs'].params:,} parameters; reduce widths, or raise the limit "
              "with --limit memory_bytes=N")
 
@@ -90,13 +154,6 @@ def _bytes(n: int) -> str:
     units = ("KiB", "MiB", "GiB", "TiB", "PiB")
     exp = min(len(units), (n.bit_length() - 1) // 10)
     return f"{n / 1024**exp:,.1f} {units[exp - 1]}"
-
-
-def _shown_path(path: str) -> str:
-    if "@" not in path:
-        return path
-    scope, _, kind = path.partition("@")
-    return f"{scope}.<{kind}>" if scope else f"<{kind}>"
 
 
 def infer_costs(graph: Graph) -> None:

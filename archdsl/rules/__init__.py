@@ -18,12 +18,34 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import WARNING, Diagnostic, Loc, SourceCache
-from .config import OPTIONS, Config, RuleRequest, RuleUsageError, load_config, request_from_cli
-from .graphctx import Ctx
-from .registry import RULES, Rule, all_rules
 
 if TYPE_CHECKING:
     from ..pipeline import Analysis
+    from .config import OPTIONS, Config, RuleRequest, RuleUsageError, request_from_cli
+    from .graphctx import Ctx
+    from .registry import RULES, Rule, all_rules
+
+# The names this package re-exports are imported on first use (PEP 562): importing the package
+# (``archdsl --help`` does, to register ``archdsl rules``) must not import networkx, which the
+# graph context needs, nor the AST, which the configuration needs.
+_FROM_CONFIG = frozenset({"OPTIONS", "Config", "RuleRequest", "RuleUsageError", "request_from_cli"})
+_FROM_REGISTRY = frozenset({"RULES", "Rule", "all_rules"})
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name's module when the name is first used."""
+    if name in _FROM_CONFIG:
+        from . import config as module
+    elif name in _FROM_REGISTRY:
+        from . import registry as module
+    elif name == "Ctx":
+        from . import graphctx as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = module.__dict__[name]
+    globals()[name] = value
+    return value
+
 
 __all__ = ["run_rules", "lint", "RuleRequest", "RuleUsageError", "request_from_cli", "all_rules", "RULES", "Rule",
            "OPTIONS", "Config"]
@@ -54,6 +76,10 @@ def is_suppressed(code: str, locs: list[Loc], sources: SourceCache) -> bool:
 
 def lint(res: Analysis, request: RuleRequest | None = None) -> list[Diagnostic]:
     """The rule findings (and configuration errors) for an analysed spec, suppressions applied."""
+    from .config import RuleRequest, load_config
+    from .graphctx import Ctx
+    from .registry import all_rules
+
     request = request or RuleRequest()
     graph = res.graph
     if graph is None or graph.input_shape is None or res.diags.has_errors:
@@ -95,12 +121,16 @@ def run_rules(res: Analysis, request: RuleRequest | bool | None = None) -> None:
     """Run the rules on ``res`` and record their findings in ``res.diags``."""
     if request is False:
         return
+    from .config import RuleRequest
+
     req = request if isinstance(request, RuleRequest) else RuleRequest()
     res.diags.extend(lint(res, req))
 
 
 def describe(r: Rule) -> dict[str, Any]:
     """A rule as plain data (``archdsl rules --format json``)."""
+    from .config import OPTIONS
+
     return {"code": r.code, "name": r.name, "severity": r.severity, "severity_note": r.severity_note,
             "summary": r.summary, "rationale": r.rationale, "source": r.source,
             "options": {o: OPTIONS[o].default for o in r.options}}

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import textwrap
 
 from .. import cli as _cli
 
 
 def _register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rules", help="list the design rules with their rationale and source paper")
+    p = sub.add_parser("rules", help="list the design rules with their rationale and source paper",
+                       description="List the design rules 'check' runs: code, severity, what each checks, why "
+                                   "(the paper's argument), its source and its options.")
     p.add_argument("codes", nargs="*", metavar="CODE", help="only these rules (codes or prefixes)")
-    p.add_argument("--format", choices=("text", "json", "md"), default="text")
+    p.add_argument("--format", choices=("text", "json", "md"), default="text",
+                   help="text: for reading (default); json: rules and options; md: a Markdown table")
     p.set_defaults(func=cmd_rules)
 
-    p = sub.add_parser("transform", help="rewrite a spec: factorize large or square convolutions")
-    p.add_argument("spec", metavar="SPEC")
+    p = sub.add_parser("transform", help="rewrite a spec: factorize large or square convolutions",
+                       description="Rewrite SPEC's large or square convolutions as the factorizations the rules "
+                                   "R301/R302 suggest, verify that shapes are kept, write NEW and print the "
+                                   "before/after cost table.")
+    p.add_argument("spec", metavar="SPEC", help=_cli.SPEC_HELP)
     p.add_argument("--factorize", nargs="?", const="5x5,7x7,asym", metavar="KINDS",
                    help="which factorizations: NxN (odd N >= 5: stacked 3x3, R301), asym (n x n, n >= 5 -> "
                         "1 x n + n x 1 on medium grids, R302), asym3 (also 3x3 on medium grids); "
@@ -30,7 +35,9 @@ def _register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="NEW", help="NEW.arch (or NEW.yaml)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a network parameter while analysing (the written spec keeps its defaults)")
-    p.add_argument("--search-path", action="append", default=[], metavar="DIR")
+    p.add_argument("--search-path", action="append", default=[], metavar="DIR",
+                   help="extra directory 'use' imports may read from")
+    _cli._add_quiet_option(p, "cost table, notes or 'wrote' line")
     p.set_defaults(func=cmd_transform)
 
 
@@ -44,7 +51,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     bad = unknown_codes(codes, [r.code for r in rules])
     if bad:
         code, hint = bad[0]
-        print(f"archdsl rules: error: unknown rule code {code!r} ({hint})", file=sys.stderr)
+        _cli.usage_error(f"archdsl rules: error: unknown rule code {code!r} ({hint})")
         return _cli.EXIT_USAGE
     if codes:
         rules = [r for r in rules if any(r.code.startswith(c) for c in codes)]
@@ -90,7 +97,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
         kinds = parse_kinds(args.factorize)
         grid = parse_grid(args.grid) if args.grid else None
     except TransformError as exc:
-        print(f"archdsl transform: error: {exc}", file=sys.stderr)
+        _cli.usage_error(f"archdsl transform: error: {exc}")
         return _cli.EXIT_USAGE
     return transform_file(args.spec, args.output, kinds, grid, args.param, tuple(args.search_path))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import Diagnostic, Loc
-from ..ir import Graph
+from ..ir import Graph, display_path
 from ..ops import OPS, ChannelsLast, fmt_shape
 
 #: Normalization layers: each restarts the count of weight layers without normalization (R403).
@@ -124,11 +124,7 @@ class Ctx:
 
     def path(self, nid: int) -> str:
         """The module path as diagnostics show it (internal nodes as ``scope.<kind>``)."""
-        path = self.node(nid)["path"]
-        if "@" not in path:
-            return path
-        scope, _, kind = path.partition("@")
-        return f"{scope}.<{kind}>" if scope else f"<{kind}>"
+        return display_path(self.node(nid)["path"])
 
     def depths(self) -> dict[str, Any]:
         """Weight-layer depths, one pass: longest and shortest input-to-node paths over the eval graph,

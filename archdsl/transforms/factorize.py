@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ast as A
-from ..diagnostics import Diagnostic, DiagnosticError, Loc, SourceCache, format_text
+from ..diagnostics import Diagnostic, DiagnosticError, Loc, SourceCache
 from ..expr import evaluate
 from ..ops import OPS, PUBLIC_OPS
 from ..rules.factorization import ASYM, STACK, Plan, plan, stack_qualifies
@@ -1367,7 +1367,8 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
                    params: Sequence[str], search_paths: tuple[str, ...]) -> int:
     """The ``archdsl transform`` command: rewrite, verify, write ``out_path``, print the table.  Exit 1
     (nothing written) when nothing is rewritten, saying why."""
-    from ..io import write_atomic
+    from ..cli import is_quiet, print_diagnostic, status  # coloured as --color says; -q drops status lines
+    from ..io import report_written, write_atomic
     from ..pipeline import parse_overrides
 
     sources = SourceCache()
@@ -1375,17 +1376,17 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
         overrides = parse_overrides(list(params))
         result = transform(spec_path, kinds, grid, overrides, search_paths)
         for n in result.notes:
-            print(f"note: {n}", file=sys.stderr)
+            status(f"note: {n}")
         if not result.rewrites:
             print(f"archdsl transform: nothing to rewrite in {spec_path}: {nothing_reason(result)}", file=sys.stderr)
             return 1
         text, notes = render(result, spec_path, out_path)
     except DiagnosticError as exc:
-        print(format_text(exc.diagnostic, sources), file=sys.stderr)
+        print_diagnostic(exc.diagnostic, sources)
         return 1
     except _AnalysisFailed as exc:
         for d in exc.res.diags.sorted():
-            print(format_text(d, exc.res.sources), file=sys.stderr)
+            print_diagnostic(d, exc.res.sources)
         return 1
     except TransformError as exc:
         print(f"archdsl transform: error: {exc}", file=sys.stderr)
@@ -1397,15 +1398,15 @@ def transform_file(spec_path: str, out_path: str, kinds: Kinds, grid: tuple[int,
     try:
         write_atomic(out_path, text)
     except OSError as exc:
-        print(format_text(Diagnostic("E005", f"cannot write {out_path}: {exc.strerror or exc}", Loc(out_path, 0, 0))),
-              file=sys.stderr)
+        print_diagnostic(Diagnostic("E005", f"cannot write {out_path}: {exc.strerror or exc}", Loc(out_path, 1, 1)))
         return 1
     for n in notes:
-        print(f"note: {n}", file=sys.stderr)
-    sys.stdout.write(report_table(result))
+        status(f"note: {n}")
+    if not is_quiet():
+        sys.stdout.write(report_table(result))
     if result.spec.uses and Path(out_path).resolve().parent != Path(spec_path).resolve().parent:
-        print(f"note: {out_path} imports {', '.join(u.path for u in result.spec.uses)} relative to its own "
-              f"directory; keep it next to {spec_path} or check it with --search-path "
-              f"{os.path.dirname(os.path.abspath(spec_path))}", file=sys.stderr)
-    print(f"wrote {out_path}")
+        status(f"note: {out_path} imports {', '.join(u.path for u in result.spec.uses)} relative to its own "
+               f"directory; keep it next to {spec_path} or check it with --search-path "
+               f"{os.path.dirname(os.path.abspath(spec_path))}")
+    report_written(out_path)
     return 0
