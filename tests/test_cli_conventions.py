@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import run
+from cli_support import BROKEN_SPEC, run
 from golden import assert_golden
 
 from archdsl import cli, cli_color, completion, limits
@@ -24,13 +24,7 @@ from archdsl import cli, cli_color, completion, limits
 ROOT = Path(__file__).resolve().parents[1]
 ESC = "\x1b["
 
-# One warning (W122, line 3, with a hint) and one error (E204, line 4, with '= in:' and a hint).
-BROKEN = """
-    network t
-    input 3x8x8
-    block Unused(c) { relu }
-    conv2d(4, 3) -> conv2d(4, 9)
-    """
+BROKEN = BROKEN_SPEC
 CLEAN = """
     network t
     input 3x8x8

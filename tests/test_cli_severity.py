@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import run
+from cli_support import BROKEN_SPEC, run
 
 from archdsl.cli import closing_line, hidden_line
 from archdsl.diagnostics import Diagnostic, Loc
@@ -25,13 +25,7 @@ RULES = """
     """
 PIN = ("--select", "R301,R602")  # only these two rules: the counts below do not move with the rule set
 
-# One error (E204, line 4) and one warning (W122, line 3); the rules do not run on a spec with errors.
-BROKEN = """
-    network t
-    input 3x8x8
-    block Unused(c) { relu }
-    conv2d(4, 3) -> conv2d(4, 9)
-    """
+BROKEN = BROKEN_SPEC
 
 # One warning (W122) and no error.
 WARNED = """
