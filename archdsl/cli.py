@@ -531,6 +531,7 @@ def _load_extensions() -> None:
     # Importing these modules registers their subcommands; each must stay cheap (no torch).
     from .backends import cli_compile, cli_render  # noqa: F401
     from .rules import cli as rules_cli  # noqa: F401
+    from .train import cli as train_cli  # noqa: F401
 
 
 __all__ = ["main", "build_parser", "DiagnosticBag", "Path"]

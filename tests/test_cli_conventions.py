@@ -65,7 +65,8 @@ def subcommands(ap: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParse
     return dict(actions[0].choices)
 
 
-COMMANDS = ("check", "summary", "convert", "compile", "render", "rules", "transform", "limits", "completion")
+COMMANDS = ("check", "summary", "convert", "compile", "render", "rules", "transform", "train", "limits",
+            "completion")
 
 
 # ------------------------------------------------------------------------------------------ help

@@ -343,6 +343,7 @@ def test_pyproject_extras_are_the_verified_sets() -> None:
     extras_declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert tuple(extras_declared["onnx"]) == extras.ONNX
     assert tuple(extras_declared["reference"]) == extras.REFERENCE
+    assert tuple(extras_declared["train"]) == extras.TRAIN
 
 
 @pytest.mark.parametrize(("torch_version", "torchvision"), [

@@ -42,7 +42,7 @@ fi
 # one seed) need the references too.
 echo "== exactness and train-mode tests in .venv-ref (torch 2.14.1, torchvision, timm, pretrainedmodels) =="
 ref_status=0
-OMP_NUM_THREADS=1 .venv-ref/bin/python -m pytest -n 2 -q tests/test_exactness.py tests/test_train_mode_*.py 2>&1 \
+OMP_NUM_THREADS=1 .venv-ref/bin/python -m pytest -n 2 -q tests/test_exactness.py tests/test_train_mode_*.py tests/test_train_loop.py tests/test_train_data.py 2>&1 \
   | tee .venv-ref/exactness.log || ref_status=$?
 if [ "$ref_status" = 0 ] && grep -q '^SKIPPED' .venv-ref/exactness.log; then
   echo "error: tests were skipped in .venv-ref, where every reference must be available"

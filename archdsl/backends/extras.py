@@ -1,6 +1,6 @@
 """The optional packages behind ``--check-against`` and ``--target onnx``, and the fix for each problem.
 
-pyproject.toml declares the same requirement lists as the extras ``reference`` and ``onnx``
+pyproject.toml declares the same requirement lists as the extras ``reference``, ``onnx`` and ``train``
 (tests/test_extras.py checks that they agree). The versions are the ones verified: torch 2.14.1 with
 torchvision 0.29.1, timm 1.0.31 and pretrainedmodels 0.7.4 (the zoo's exactness figures); onnx
 1.23.1-1.23.2, onnxruntime 1.30-1.32 and onnxscript 0.7.2 with torch 2.13.0 (CPU) and 2.14.1.
@@ -22,6 +22,9 @@ ONNX = ("onnx>=1.23.1,<2", "onnxruntime>=1.30", "onnxscript>=0.7.2,<0.8")
 #: ``pip install 'archdsl[reference]'``: the reference implementations of ``--check-against``, with the
 #: torch they were measured with (torchvision pins torch exactly; pretrainedmodels imports six undeclared).
 REFERENCE = ("torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31", "pretrainedmodels==0.7.4", "six")
+#: ``pip install 'archdsl[train]'``: ``archdsl train`` (torchvision's datasets and transforms, Pillow), with
+#: the torch/torchvision pair it was tested with (the reference pair: torchvision pins torch exactly).
+TRAIN = ("torch==2.14.1", "torchvision==0.29.1", "pillow>=10")
 #: The reference set in an environment of its own, so that it does not replace the main one's torch.
 REFERENCE_VENV = "python3 -m venv .venv-ref && .venv-ref/bin/pip install --no-cache-dir '.[reference]'"
 REFERENCE_VENV_NOTE = ("the tested set, torch 2.14.1 + torchvision 0.29.1 + timm + pretrainedmodels (about 5.7 GB), "
@@ -107,6 +110,28 @@ def reference_problem(pkg: str, exc: BaseException | None, *, needed_by: str = "
         REFERENCE_VENV,
         "torch and torchvision must come from the same release and the same build (torch 2.N.P goes with "
         "torchvision 0.(N+15).P, a CPU torch with the CPU torchvision); " + REFERENCE_VENV_NOTE)
+
+
+def train_problem(module: str, exc: BaseException | None) -> ExtraUnavailable:
+    """``archdsl train`` cannot import ``module`` (``torch``, ``torchvision`` or ``PIL``): missing, or
+    torchvision built for another torch. The hint keeps an installed torch where a matching torchvision
+    exists on PyPI, else installs the train extra (no torch yet) or the tested set in an environment of its
+    own (a local torch build, ``2.13.0+cpu``, or a mismatch)."""
+    torch_version = installed_version("torch")
+    if module == "torch":
+        if torch_version is None:
+            return ExtraUnavailable("PyTorch is not installed", pip_command([".[train]"]),
+                                    "the train extra, installed from archdsl's source folder: " + ", ".join(TRAIN)
+                                    + " (the tested pair)")
+        return ExtraUnavailable(f"torch {torch_version} cannot be imported: {_first_line(exc) if exc else 'import failed'}",
+                                REFERENCE_VENV, REFERENCE_VENV_NOTE)
+    if module == "PIL":
+        absent = exc is None or (isinstance(exc, ImportError) and _is_absent(exc, "PIL"))
+        return ExtraUnavailable("Pillow (PIL) is not installed" if absent else
+                                f"Pillow cannot be imported: {_first_line(exc)}",
+                                pip_command(["pillow"] if absent else ["--force-reinstall", "pillow"]),
+                                "torchvision reads images with Pillow")
+    return reference_problem(module, exc)
 
 
 def torchvision_mismatch() -> ExtraUnavailable | None:
