@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from .. import cli
 
@@ -93,7 +95,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                       workers=args.workers, resume=args.resume, params=params, ema=args.ema, seed=args.seed,
                       fsdp=args.fsdp, search_paths=tuple(args.search_path), stop_after=args.stop_after,
                       progress={"auto": None, "bar": True, "lines": False}[args.progress])
-    return run_reporting(cfg)
+    rc = run_reporting(cfg)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun the job is done and the process group destroyed; gloo's transport threads
+        # can still trip std::terminate in static destructors at interpreter exit (SIGABRT on a busy
+        # machine, seen in CI), which would turn a finished run into a failed one. Leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def run_reporting(cfg) -> int:
