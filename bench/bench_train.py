@@ -10,6 +10,17 @@ compiled module is timed.
 
 Run on CPU:  ``python bench/bench_train.py --models resnet50,inception_v3,densenet121 --batch 4``
 On a GPU:    ``python bench/bench_train.py --device cuda --amp bf16 --channels-last [--compile]``
+
+``--trainer`` measures ``archdsl train``'s own loop instead: the training-phase img/s that
+``archdsl train`` writes to ``metrics.jsonl`` vs a plain hand-written PyTorch loop timed the same
+way (first batch to last step of an epoch), on the same spec, the same ImageFolder and the same
+data loaders (``archdsl.train.data.make_loaders``), the same batch, optimizer (SGD, momentum 0.9,
+nesterov, weight decay 5e-4 off norms and biases) and per-step warmup + cosine schedule. Runs
+alternate (ABBA); the first epoch of each run is warm-up and not counted. Ratio = archdsl train /
+plain loop (target >= 0.97). The data default is scikit-learn's digits at 32x32
+(``experiments/digits.py``) written to a temporary folder.
+
+    python bench/bench_train.py --trainer [--spec experiments/digits_cnn.arch] [--data DIR] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -86,7 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stat", choices=("best", "median"), default="best",
                     help="per-model statistic over rounds (best: robust on a shared, noisy machine)")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table row per model")
+    ap.add_argument("--trainer", action="store_true", help="archdsl train's loop vs a hand-written loop")
+    ap.add_argument("--spec", default=str(ROOT / "experiments" / "digits_cnn.arch"), help="--trainer: the spec")
+    ap.add_argument("--data", default=None, help="--trainer: an ImageFolder (default: digits, 32x32, temporary)")
+    ap.add_argument("--epochs", type=int, default=3, help="--trainer: epochs per run, the first not counted")
+    ap.add_argument("--workers", type=int, default=2, help="--trainer: data loader workers (both loops)")
+    ap.add_argument("--lr", type=float, default=0.05, help="--trainer: learning rate (both loops)")
     args = ap.parse_args(argv)
+    if args.trainer:
+        return trainer_main(args)
 
     import torch
     import torch.nn.functional as F
@@ -153,6 +172,108 @@ def main(argv: list[str] | None = None) -> int:
         for name, a, b, ratio in rows:
             print(f"| {name} | {dev} | {args.amp} | {args.channels_last} | {args.compile} | {batch} | "
                   f"{a:.1f} | {b:.1f} | {ratio:.3f} |")
+    return 0
+
+
+# ------------------------------------------------------------------ --trainer: archdsl train vs a plain loop
+
+
+def digits_folder(tmp: Path) -> str:
+    """scikit-learn's digits as a 32x32 ImageFolder in ``tmp`` (real data, no download)."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from digits import write_folder
+
+    write_folder(tmp / "digits", 32, 0.2, 0)
+    return str(tmp / "digits")
+
+
+def archdsl_run(args, data: str, out: Path) -> list[float]:
+    """One ``archdsl train`` job (its own loop, unchanged); the img/s of its epochs after the first."""
+    import contextlib
+    import io
+    import json
+
+    from archdsl.train.config import TrainConfig
+    from archdsl.train.loop import run
+
+    cfg = TrainConfig(spec=args.spec, data=data, out=str(out), epochs=args.epochs, batch=args.batch,
+                      lr=args.lr, device=args.device, workers=args.workers, seed=0)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if run(cfg) != 0:
+            raise SystemExit("archdsl train failed")
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["img_per_s"] for line in lines[1:]]
+
+
+def plain_run(args, data: str) -> list[float]:
+    """The same job written by hand: build, loaders, SGD groups, warmup + cosine, the epoch loop."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    import archdsl
+    from archdsl.backends.runtime import generated_module
+    from archdsl.train.data import make_loaders, open_imagefolder
+
+    torch.manual_seed(0)
+    dataset = open_imagefolder(data, tuple(archdsl.load_spec(args.spec).graph.input_shape), augment=True)
+    model = archdsl.build(args.spec, num_classes=len(dataset.classes)).to(args.device)
+    smoothing = generated_module(model).LABEL_SMOOTHING
+    train_loader, val_loader, _ = make_loaders(dataset, args.batch, args.workers, False, 0)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
+                          lr=args.lr, momentum=0.9, nesterov=True)
+    steps, warm = args.epochs * len(train_loader), len(train_loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + math.cos(math.pi * (s - warm) / max(steps - warm, 1))))
+    rates = []
+    for _epoch in range(args.epochs):
+        model.train()
+        start, images, total = time.perf_counter(), 0, 0.0
+        for x, y in train_loader:
+            x, y = x.to(args.device), y.to(args.device)
+            loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(y)
+            images += len(y)
+        rates.append(images / (time.perf_counter() - start))
+        model.eval()  # evaluated like archdsl train does, outside the timed window
+        with torch.no_grad():
+            for x, _y in val_loader:
+                model(x.to(args.device))
+    return rates[1:]
+
+
+def trainer_main(args) -> int:
+    """Alternate archdsl train and the plain loop; print img/s of both and the ratio."""
+    import tempfile
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.batch = args.batch or 64
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or digits_folder(Path(tmp))
+        print(f"# {datetime.date.today()} torch {torch.__version__} device {args.device} "
+              f"({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads; "
+              f"spec {Path(args.spec).name}, data {'digits 32x32' if not args.data else data}, batch {args.batch}, "
+              f"workers {args.workers}, {args.rounds} rounds x {args.epochs} epochs (first not counted)")
+        rates: dict[str, list[float]] = {"archdsl train": [], "plain loop": []}
+        for r in range(args.rounds):
+            order = ["archdsl train", "plain loop"] if r % 2 == 0 else ["plain loop", "archdsl train"]
+            for key in order:
+                got = archdsl_run(args, data, Path(tmp) / f"run{r}") if key == "archdsl train" else plain_run(args, data)
+                rates[key] += got
+                print(f"round {r + 1} {key:13s} " + " ".join(f"{v:8.1f}" for v in got), flush=True)
+    for stat, pick in (("best", max), ("median", statistics.median)):
+        a, b = pick(rates["archdsl train"]), pick(rates["plain loop"])
+        print(f"{stat:6s} archdsl train {a:8.1f} img/s   plain loop {b:8.1f} img/s   ratio {a / b:.3f}")
     return 0
 
 
