@@ -21,18 +21,29 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]} (for the render and browser tests) ..."
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) \
       || echo "warning: could not install ${need[*]}; the tests that need them will be skipped"
+    apt-get clean || true   # the downloaded .debs: disk the reference venv below needs more
   else
     echo "warning: ${need[*]} not installed (apt-get install ${need[*]}); the tests that need them will be skipped"
   fi
 fi
 # Reference implementations: tests/test_exactness.py compares every zoo spec with torchvision, timm
 # and pretrainedmodels; .venv has none of them (there those tests skip), and they want the PyTorch
-# the zoo was measured with, so they get their own venv. PyPI's torch 2.14.1 is the CUDA build, about
-# 5.7 GB with its nvidia-* wheels: --no-cache-dir keeps pip from storing a second copy in ~/.cache.
-# An existing .venv-ref is reused (pip then only checks it). pretrainedmodels imports six undeclared.
+# the zoo was measured with, so they get their own venv. PyPI's torch 2.14.1 is the CUDA build, 5.7 GB
+# with everything it requires; a CI run once died of a full disk while installing it. Its CUDA
+# libraries are linked into libtorch and must be there even on a CPU, but triton (0.9 GB, only used
+# by torch.compile on a GPU), cupti and nvtx are not: the four packages go in without their
+# dependencies, then the rest of them by name (4.6 GB; the 156 tests pass the same). --no-cache-dir
+# keeps pip from storing a second copy in ~/.cache. An existing .venv-ref is reused (pip then only
+# checks it). pretrainedmodels imports six undeclared.
+echo "disk before the reference venv: $(df -h . | awk 'NR == 2 {print $4 " free of " $2}')"
 [ -x .venv-ref/bin/python ] || "$PY" -m venv .venv-ref
-.venv-ref/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir \
-  torch==2.14.1 torchvision==0.29.1 timm pretrainedmodels six hatchling editables
+pipref=(.venv-ref/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir)
+echo "(pip may then say that torch requires triton: it is left out on purpose)"
+"${pipref[@]}" --no-deps torch==2.14.1 torchvision==0.29.1 timm==1.0.31 pretrainedmodels==0.7.4
+"${pipref[@]}" filelock 'typing-extensions>=4.10' 'setuptools>=77.0.3' 'sympy>=1.13.3' 'networkx>=2.5.1' jinja2 \
+  'fsspec>=0.8.5' 'cuda-toolkit[cublas,cudart,cufft,cufile,curand,cusolver,cusparse,nvjitlink,nvrtc]==13.0.3' \
+  'cuda-bindings>=13.0.3,<14' nvidia-cudnn-cu13==9.24.0.43 nvidia-cusparselt-cu13==0.8.1 nvidia-nccl-cu13==2.30.7 \
+  nvidia-nvshmem-cu13==3.4.5 numpy pillow pyyaml huggingface_hub safetensors munch tqdm six hatchling editables
 .venv-ref/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]'
 # The exactness run goes first so that the output's last pytest summary line is the main suite's.
 # In .venv-ref nothing may skip (a skip would hide a reference that failed to import or build), and
