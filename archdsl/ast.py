@@ -24,7 +24,7 @@ ESCAPED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 RESERVED_NAMES = frozenset({
     "network", "input", "use", "let", "block", "loss", "init", "if", "else", "then", "as", "aux", "inline",
     "concat", "residual", "shortcut", "repeat", "dense", "true", "false", "none", "or", "and", "not",
-    "group", "chain", "rules", "gate",
+    "group", "chain", "rules", "gate", "budget",
 })
 
 
@@ -328,6 +328,32 @@ class RulesDecl:
     loc: Loc = _loc()
 
 
+#: The units a budget bound may carry: powers of 1000, as parameter and MAC counts are quoted.
+BUDGET_UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+@dataclass(frozen=True)
+class BudgetItem:
+    """One clause of ``budget(params <= 5.5M)``: a whole-network figure and its upper bound.
+
+    ``unit`` is the bound's suffix as written (``K``, ``M``, ``G``: powers of 1000, or ``""``), kept
+    beside the number so that a printed spec reads as its source did; ``loc`` is the figure's name.
+    """
+
+    figure: str
+    value: Expr
+    unit: str = ""
+    loc: Loc = _loc()
+
+
+@dataclass(frozen=True)
+class BudgetDecl:
+    """``budget(params <= 5.5M, depth <= 60)``: the spec's budget statement (it may be split over several)."""
+
+    items: tuple[BudgetItem, ...]
+    loc: Loc = _loc()
+
+
 @dataclass(frozen=True)
 class SpecFile:
     """A whole spec (or a library of blocks when ``network`` is None)."""
@@ -341,6 +367,7 @@ class SpecFile:
     body: tuple[Stmt, ...]
     file: str = field(default="<string>", compare=False)
     rules: tuple[Arg, ...] = ()
+    budget: tuple[BudgetItem, ...] = ()
 
 
 def element_bodies(el: Element) -> list[tuple[Stmt, ...]]:

@@ -24,11 +24,22 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _parse_shape(text: str) -> tuple[int, int, int]:
-    parts = text.lower().replace(",", "x").split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected CxHxW like 3x224x224, got {text!r}")
-    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+def _parse_shape(text: str) -> tuple:
+    """``--input 3x224x224``; the height and width may be the symbols H and W (``3xHxW``, ``3x224xW``)."""
+    parts = [p.strip() for p in text.replace(",", "x").replace("X", "x").split("x")]
+    dims: list = []
+    for i, p in enumerate(parts):
+        if p.isdigit() and int(p) > 0:
+            dims.append(int(p))
+        elif (i, p) in ((1, "H"), (2, "W")):
+            dims.append(p)
+        else:
+            dims = []
+            break
+    if len(dims) != 3 or len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected CxHxW like 3x224x224, or with the symbols H and W for any "
+                                         f"size like 3xHxW, got {text!r}")
+    return tuple(dims)
 
 
 def _limit_pair(text: str) -> str:
@@ -103,6 +114,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=_parse_shape, metavar="CxHxW", help="override the input shape")
     p.add_argument("--search-path", action="append", default=[], metavar="DIR",
                    help="extra directory 'use' imports may read from")
+    p.add_argument("--budget", action="append", default=[], metavar="FIGURE<=BOUND",
+                   help="hold the network to a budget (repeatable), adding to the spec's or replacing its bound "
+                        "of that figure: params, macs, depth or activations, e.g. --budget params<=5.5M")
 
 
 SPEC_HELP = "a spec file: the text language (.arch) or YAML (.yaml, .yml)"
@@ -129,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "when no spec has an error, 1 otherwise, 2 on a bad command line.")
     p.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP + " (one or more)")
     _add_common(p)
-    p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="text: diagnostics for people, on stderr (default); json: one document on stdout")
+    p.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                   help="text: diagnostics for people, on stderr (default); json: one document on stdout; "
+                        "github: GitHub Actions annotations (workflow commands) on stdout; sarif: a SARIF 2.1.0 "
+                        "log on stdout (code scanning); see docs/ci.md")
     p.add_argument("--select", action="append", metavar="CODES",
                    help="run only these design rules (comma-separated codes or prefixes, e.g. R3,R401)")
     p.add_argument("--ignore", action="append", metavar="CODES", help="skip these design rules")
@@ -337,11 +353,22 @@ def _analyze(path: str, args: argparse.Namespace):
 
     try:
         overrides = parse_overrides(args.param)
+        budget = _cli_budget(args)
     except DiagnosticError as exc:
         res = Analysis(path)
         res.diags.add(exc.diagnostic)
         return res
-    return analyze(path, overrides, args.input, tuple(args.search_path), rules=getattr(args, "rules", None))
+    return analyze(path, overrides, args.input, tuple(args.search_path), rules=getattr(args, "rules", None),
+                   budget=budget)
+
+
+def _cli_budget(args: argparse.Namespace) -> tuple:
+    """``--budget`` bounds as budget clauses (budget parsing is imported only when one is given)."""
+    if not getattr(args, "budget", None):
+        return ()
+    from .budget import parse_cli_budgets
+
+    return parse_cli_budgets(args.budget)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -356,8 +383,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     all_diags: list[Diagnostic] = []
     sources = SourceCache()
     failed = False
+    domains: list[str] = []
     for spec in args.specs:
         res = _analyze(spec, args)
+        symbolic = res.graph.symbolic if res.graph is not None else None
+        if symbolic is not None and not symbolic.domain.empty:  # asked for with 3xHxW: always said
+            domains.append(f"{spec}: valid for {symbolic.domain.text()}")
         sources._lines.update(res.sources._lines)
         diags = res.diags.sorted()
         all_diags.extend(diags)
@@ -365,8 +396,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     listing = listing_of(args)
     if args.format == "json":  # machines get every finding unless a filter was asked for
         print(format_json(all_diags if args.severity is None else [d for d in all_diags if listing.lists(d)]))
+    elif args.format in ("github", "sarif"):  # listed as the text form lists them: infos with --show info
+        from . import ci_formats
+
+        listed = [d for d in all_diags if listing.lists(d)]
+        text = (ci_formats.format_github if args.format == "github" else ci_formats.format_sarif)(listed, sources)
+        if text:
+            print(text)
     else:
         _print_diags(all_diags, sources, listing=listing)
+        for line in domains:
+            status(line)
         if not failed and not all_diags and not is_quiet():
             ok = f"ok: {len(args.specs)} spec{'s' if len(args.specs) != 1 else ''} checked"
             colors = _colors(sys.stderr)
@@ -379,7 +419,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from . import report
 
     res = _analyze(args.spec, args)
-    if not res.ok or res.graph is None:
+    # a network over its budget (E401) is fully analyzed: its table shows where the figures come from
+    if res.graph is None or any(d.is_error and d.code != "E401" for d in res.diags):
         _print_diags(res.diags.sorted() or [Diagnostic("E114", "not a network (a library of blocks?)",
                                                        Loc(args.spec, 1, 1))], res.sources, listing=listing_of(args))
         return EXIT_ERRORS
@@ -387,7 +428,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
               "csv": report.render_csv}[args.format]
     sys.stdout.write(render(res.graph, args.depth))
     _print_diags(res.diags.sorted(), res.sources, listing=listing_of(args))
-    return EXIT_OK
+    return EXIT_OK if res.ok else EXIT_ERRORS
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -529,7 +570,9 @@ def _spec_of(args: argparse.Namespace) -> str:
 
 def _load_extensions() -> None:
     # Importing these modules registers their subcommands; each must stay cheap (no torch).
+    from . import schema_cli, sweep_cli  # noqa: F401
     from .backends import cli_compile, cli_render  # noqa: F401
+    from .lsp import cli as lsp_cli  # noqa: F401
     from .rules import cli as rules_cli  # noqa: F401
     from .train import cli as train_cli  # noqa: F401
 

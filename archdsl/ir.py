@@ -57,6 +57,10 @@ class Graph:
     settings: list[dict[str, Any]] = field(default_factory=list)
     input_node: int | None = None
     paths: dict[str, int] = field(default_factory=dict)
+    #: For a symbolic input (``input 3xHxW``): an :class:`archdsl.passes.symbolic.SymbolicInfo` (the
+    #: input as written, its domain); ``input_shape`` is then the representative size the concrete
+    #: passes ran at, and nodes carry ``sym_shape`` and ``sym_costs``.
+    symbolic: Any = None
 
     # ------------------------------------------------------------------ building
     def add_node(self, op: str, args: dict[str, Any], path: str, loc: Loc, scope: str, inputs: list[int],

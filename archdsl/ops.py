@@ -8,6 +8,7 @@ an op means adding one entry here.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -261,12 +262,39 @@ def _channels_first(s: Shape, op: str) -> None:
                          f"{' x '.join(map(str, s))} (channels-last)", "permute back first: permute([0, 3, 1, 2])")
 
 
+def conv_size(n, k: int, s: int, p: int, d: int, floordiv: Callable = operator.floordiv):
+    """PyTorch's convolution output size along one axis of size ``n``: ``(n + 2p - eff) // s + 1``.
+
+    ``floordiv`` is integer floor division, or its exact symbolic form for a symbolic size
+    (:mod:`archdsl.passes.symbolic`): one formula for both."""
+    return floordiv(n + 2 * p - (d * (k - 1) + 1), s) + 1
+
+
+def pool_size(n, k: int, s: int, p: int, d: int, ceil: bool, floordiv: Callable = operator.floordiv,
+              minimum: Callable = min):
+    """PyTorch's pooling output size along one axis of size ``n`` (``ceil_mode`` included).
+
+    With ``ceil_mode`` PyTorch drops a last window that would start in the right padding
+    (``(out - 1) * s >= n + p``): the output is then ``min(ceil(num / s), (n + p - 1) // s) + 1``,
+    and when ``s <= eff - p`` that window always starts inside, so the plain ceiling is exact (the
+    form symbolic sizes print).  Equal to the direct test for every size with pool padding
+    ``p <= k // 2`` (E209), checked exhaustively in tests/test_symbolic.py."""
+    eff = d * (k - 1) + 1
+    num = n + 2 * p - eff  # negative when the window is larger than the padded input
+    if not ceil:
+        return floordiv(num, s) + 1
+    up = -floordiv(-num, s)
+    if s <= eff - p:
+        return up + 1
+    return minimum(up, floordiv(n + p - 1, s)) + 1
+
+
 def _conv_out(size: int, k: int, s: int, p: int, d: int, axis: str, op: str) -> int:
     eff = d * (k - 1) + 1
     if size + 2 * p < eff:
         raise ShapeError("E204", f"{op} kernel {eff} (effective) is larger than the padded input "
                          f"{axis} {size}+2*{p} = {size + 2 * p}", "use a smaller kernel or more padding")
-    out = (size + 2 * p - eff) // s + 1
+    out = conv_size(size, k, s, p, d)
     if out <= 0:
         raise ShapeError("E203", f"{op} output {axis} would be {out}")
     return out
@@ -274,11 +302,7 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int, axis: str, op: str) -> 
 
 def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool, axis: str, op: str) -> int:
     eff = d * (k - 1) + 1
-    num = size + 2 * p - eff  # negative when the window is larger than the padded input
-    out = (-(-num // s) if ceil else num // s) + 1
-    # PyTorch drops a last window that would start entirely in the right padding.
-    if ceil and (out - 1) * s >= size + p:
-        out -= 1
+    out = pool_size(size, k, s, p, d, ceil)
     # With ceil_mode a window larger than the padded input still gives one output (as in PyTorch).
     if out <= 0 and size + 2 * p < eff:
         raise ShapeError("E204", f"{op} kernel {eff} is larger than the padded input {axis} "
@@ -498,8 +522,20 @@ def _same_spatial(op: str) -> Callable:
 
 def fmt_shape(s: Shape) -> str:
     """``192x35x35`` (``1000`` for a flat vector, ``56x56x96 (channels-last)`` after a permute)."""
-    text = "x".join(str(d) for d in s)
+    if all(type(d) is int for d in s):
+        text = "x".join(str(d) for d in s)
+    else:  # a symbolic size (input 3xHxW): expressions like 64 x ⌊(H−1)/2⌋ x ⌊(W−1)/2⌋
+        text = " x ".join(dim_text(d) for d in s)
     return f"{text} (channels-last)" if isinstance(s, ChannelsLast) else text
+
+
+def dim_text(d: object) -> str:
+    """One dimension as people read it: an integer, or a symbolic size's expression (``⌊(H−1)/2⌋``)."""
+    if type(d) is int:
+        return str(d)
+    from .passes.symbolic import expr_text  # sympy only where a size is symbolic
+
+    return expr_text(d)
 
 
 def _concat_shape(a: Mapping, ins: Sequence[Shape]) -> Shape:

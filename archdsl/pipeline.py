@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ class Analysis:
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     #: Resolved paths of the imported files already read (each is read once per analysis).
     imported: set[str] = field(default_factory=set)
+    #: The budget in force (the spec's ``budget``, with ``--budget`` bounds replacing or adding):
+    #: :class:`archdsl.budget.Bound` objects, checked once everything else has run.
+    budget: list[Any] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,19 +66,25 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Value]:
 
 def analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None = None,
             input_shape: tuple[int, int, int] | None = None, search_paths: tuple[str, ...] = (),
-            rules: Any = None) -> Analysis:
+            rules: Any = None, budget: Sequence[A.BudgetItem] = ()) -> Analysis:
     """Run the whole front half of archdsl on one spec file.
 
     ``rules``: None/False skips the design rules; True or an ``archdsl.rules.RuleRequest`` (what
     ``check --select/--ignore`` asked) runs them after the shape and cost passes when the spec has
-    no errors.
+    no errors.  ``budget``: bounds from the command line (``--budget``), added to the spec's, each
+    replacing the spec's bound of its figure; the budget is checked last, when the spec has no
+    other error, so that a design over its budget still gets the rules' findings.
     """
     with gc_paused(), limits.recursion_headroom():
-        res = _analyze(path, overrides, input_shape, search_paths)
+        res = _analyze(path, overrides, input_shape, search_paths, budget)
         if rules is not None and rules is not False:
             from .rules import run_rules
 
             run_rules(res, rules)
+        if res.budget and res.graph is not None and not res.diags.has_errors:
+            from .budget import check_budgets
+
+            res.diags.extend(check_budgets(res.graph, res.budget))
         return res
 
 
@@ -97,7 +106,8 @@ def gc_paused() -> Iterator[None]:
 
 
 def _analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None,
-             input_shape: tuple[int, int, int] | None, search_paths: tuple[str, ...]) -> Analysis:
+             input_shape: tuple[int, int, int] | None, search_paths: tuple[str, ...],
+             budget: Sequence[A.BudgetItem] = ()) -> Analysis:
     res = Analysis(str(path))
     try:
         res.spec = load_spec_file(path, res.sources)
@@ -105,7 +115,7 @@ def _analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None,
         res.diags.add(exc.diagnostic)
         return res
     try:
-        _run(res, dict(overrides or {}), input_shape, search_paths)
+        _run(res, dict(overrides or {}), input_shape, search_paths, budget)
     except DiagnosticError as exc:
         res.diags.add(exc.diagnostic)
     except RecursionError:
@@ -115,14 +125,19 @@ def _analyze(path: str | os.PathLike, overrides: Mapping[str, Value] | None,
     return res
 
 
-def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, search_paths: tuple) -> None:
+def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, search_paths: tuple,
+         budget: Sequence[A.BudgetItem] = ()) -> None:
     spec = res.spec
     assert spec is not None
     net_env = _network_params(spec, overrides, res.diags)
     genv = _globals(spec, net_env, res.diags)
+    if spec.budget or budget:
+        from .budget import resolve_budget
+
+        res.budget = resolve_budget(spec.budget, budget, genv, res.diags)
     _collect_blocks(res, spec, Path(res.file), genv, [str(Path(res.file).resolve())], search_paths)
     if spec.network is None and not spec.body:
-        if not (spec.blocks or spec.uses or spec.lets or spec.settings or spec.input or spec.rules):
+        if not (spec.blocks or spec.uses or spec.lets or spec.settings or spec.input or spec.rules or spec.budget):
             # an empty file (or only comments) is almost surely the wrong file, not a library
             res.diags.error("E117", "the spec is empty: no network, layers or blocks", Loc(res.file, 1, 1),
                             hint="declare 'network NAME' and its layers, or blocks for a library")
@@ -149,12 +164,38 @@ def _run(res: Analysis, overrides: dict[str, Value], input_shape: tuple | None, 
                      **graph.outputs}
     validate_graph(graph, res.diags)
     validate_settings(graph, res.diags)
-    if shape is not None:
-        infer_shapes(graph, res.diags)
-        infer_costs(graph)
-        too_big = memory_problem(graph)
-        if too_big is not None:
-            res.diags.add(too_big)
+    if shape is not None and _symbolic_shape(shape):
+        _symbolic_passes(res, graph, genv, overridden=input_shape is not None)
+    elif shape is not None:
+        _concrete_passes(graph, res.diags)
+
+
+def _concrete_passes(graph: Graph, diags: DiagnosticBag) -> None:
+    """Shapes, costs and the parameter memory limit at the graph's concrete input size."""
+    infer_shapes(graph, diags)
+    infer_costs(graph)
+    too_big = memory_problem(graph)
+    if too_big is not None:
+        diags.add(too_big)
+
+
+def _symbolic_shape(shape: tuple) -> bool:
+    """An input with a symbolic height or width (``3xHxW``)."""
+    return any(isinstance(d, str) for d in shape)
+
+
+def _symbolic_passes(res: Analysis, graph: Graph, env: dict[str, Value], overridden: bool) -> None:
+    """The domain of a symbolic input and the expressions (sympy is imported only here)."""
+    from .passes import symbolic
+
+    spec = res.spec
+    assert spec is not None
+    # the spec's own concrete size fixes a size-dependent classifier (--input 3xHxW over input 3x224x224)
+    declared = _input_shape(spec, env, DiagnosticBag()) if overridden and spec.input else None
+    if declared is not None and _symbolic_shape(declared):
+        declared = None
+    where = spec.network.loc if spec.network else Loc(res.file, 1, 1)
+    res.diags.extend(symbolic.run(graph, declared, where, lambda shape, bag: _concrete_passes(graph, bag)))
 
 
 def _report_unused_blocks(spec: A.SpecFile, used: set[str], diags: DiagnosticBag) -> None:
@@ -231,10 +272,17 @@ def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) 
         loc = spec.network.loc if spec.network else Loc(spec.file, 1, 1)
         diags.error("E114", "no input shape declared", loc, hint="add 'input 3x224x224' or pass --input 3x224x224")
         return None
-    dims = [evaluate(d, env) for d in decl.dims]
-    if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        diags.error("E114", f"input must be three positive integers C x H x W, got {show(tuple(dims))}", decl.loc)
+    # H and W (unless a let or parameter defines them) stand for every height and width
+    dims = [d.id if isinstance(d, A.Name) and d.id == sym and sym not in env else evaluate(d, env)
+            for d, sym in zip(decl.dims, ("", "H", "W"))]
+    if len(decl.dims) > 3:
+        dims += [evaluate(d, env) for d in decl.dims[3:]]
+    if len(dims) != 3 or not all(_size_ok(d, sym) for d, sym in zip(dims, ("", "H", "W"))):
+        diags.error("E114", f"input must be three positive integers C x H x W, got {show(tuple(dims))}", decl.loc,
+                    hint="a height or width may be the symbol H or W: input 3xHxW")
         return None
+    if _symbolic_shape(dims):
+        return tuple(dims)
     problem = size_problem(tuple(dims), limits.current(), "input")
     if problem is not None:
         diags.add(Diagnostic("E153", problem[0], decl.loc, hint=problem[1]))
@@ -242,8 +290,15 @@ def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) 
     return tuple(dims)
 
 
+def _size_ok(d: Value, symbol: str) -> bool:
+    """A positive integer, or the axis' symbol (``H`` for the height, ``W`` for the width)."""
+    return (isinstance(d, int) and not isinstance(d, bool) and d > 0) or (bool(symbol) and d == symbol)
+
+
 def _checked_override(shape: tuple[int, int, int], diags: DiagnosticBag) -> tuple | None:
     """``--input``, unless it exceeds the tensor size limits (E153 on the command line)."""
+    if _symbolic_shape(shape):
+        return tuple(shape)
     problem = size_problem(tuple(shape), limits.current(), "input")
     if problem is not None:
         diags.add(Diagnostic("E153", problem[0], Loc("<command line>", 1, 1), hint=problem[1]))

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from .ir import Graph, display_path
-from .ops import channels_last, fmt_shape
+from .ops import channels_last, dim_text, fmt_shape
 from .passes.shapes import activations
 
 
@@ -30,17 +30,56 @@ class Row:
         row = {
             "path": self.path,
             "op": self.op,
-            "shape": list(self.shape) if self.shape else None,
-            "params": self.params,
-            "macs": self.macs,
-            "activations": self.activations,
+            "shape": _json_dims(self.shape),
+            "params": _json_count(self.params),
+            "macs": _json_count(self.macs),
+            "activations": _json_count(self.activations),
             "receptive_field": list(self.rf[:2]) if self.rf else None,
             "stride": list(self.rf[2:]) if self.rf else None,
             "line": self.line,
         }
         if channels_last(self.shape):
             row["layout"] = "channels-last"
+        if self.shape and not all(type(d) is int for d in self.shape):  # symbolic: also as people read it
+            row["shape_text"] = fmt_shape(self.shape)
         return row
+
+
+def _node_shape(d: dict) -> tuple | None:
+    """A node's shape as summaries show it: with expressions in H and W for a symbolic input."""
+    return d.get("sym_shape") or d["shape"]
+
+
+def _node_costs(d: dict):
+    """A node's costs (MACs an expression for a symbolic input)."""
+    return d.get("sym_costs") or d["costs"]
+
+
+def _json_dims(shape: tuple | None) -> list | None:
+    """Dimensions for JSON: ints, and expressions in sympy's syntax (``floor(H/2 - 1/2)``)."""
+    if not shape:
+        return None
+    if all(type(d) is int for d in shape):
+        return list(shape)
+    from .passes.symbolic import expr_source
+
+    return [expr_source(d) for d in shape]
+
+
+def _json_count(n: object) -> object:
+    if type(n) is int:
+        return n
+    from .passes.symbolic import expr_source
+
+    return expr_source(n)
+
+
+def _symbolic_activations(shape: tuple | None) -> object:
+    if shape is None or all(type(d) is int for d in shape):
+        return activations(shape)
+    from .passes.symbolic import product
+
+    return product(shape)
 
 
 def _depth_key(path: str, depth: int | None) -> str:
@@ -73,16 +112,17 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
         if d["op"] in ("input", "output"):
             continue
         key = _depth_key(d["path"], depth)
-        row = Row(display_path(key), d["op"], d["shape"], d["costs"].params, d["costs"].macs,
-                  activations(d["shape"]), d["rf"], d["loc"].line)
+        shape, costs = _node_shape(d), _node_costs(d)
+        row = Row(display_path(key), d["op"], shape, costs.params, costs.macs,
+                  _symbolic_activations(shape), d["rf"], d["loc"].line)
         if key in groups and key != d["path"]:
             prev = out[groups[key]]
-            out[groups[key]] = Row(key, _scope_op(graph, key), d["shape"],
+            out[groups[key]] = Row(key, _scope_op(graph, key), shape,
                                    prev.params + row.params, prev.macs + row.macs,
                                    prev.activations + row.activations, d["rf"], prev.line)
         elif key != d["path"]:
             groups[key] = len(out)
-            out.append(Row(key, _scope_op(graph, key), d["shape"], row.params,
+            out.append(Row(key, _scope_op(graph, key), shape, row.params,
                            row.macs, row.activations, d["rf"], row.line))
         else:
             out.append(row)
@@ -94,24 +134,43 @@ def summary_json(graph: Graph, depth: int | None = None) -> dict:
     main = graph.main_output
     doc = {
         "network": graph.name,
-        "input": list(graph.input_shape) if graph.input_shape else None,
-        "params": graph.total_params(),
-        "macs": graph.eval_macs(),
-        "output": list(graph.node(main)["shape"]) if main is not None and graph.node(main)["shape"] else None,
-        "outputs": {name: _out_shape(graph, nid) for name, nid in graph.outputs.items()},
+        "input": list(_input(graph)) if graph.input_shape else None,
+        "params": _json_count(_total(graph, "params")),
+        "macs": _json_count(_total(graph, "macs", eval_only=True)),
+        "output": _json_dims(_node_shape(graph.node(main))) if main is not None else None,
+        "outputs": {name: _json_dims(_out_shape(graph, nid)) for name, nid in graph.outputs.items()},
         "nodes": [r.to_json() for r in rows(graph, depth)],
     }
+    if graph.symbolic is not None:
+        from .passes.symbolic import domain_json, expr_text
+
+        doc["macs_text"] = expr_text(doc["macs"]) if isinstance(doc["macs"], str) else None
+        doc["domain"] = domain_json(graph.symbolic.domain)
+        doc["representative_input"] = list(graph.input_shape)
     return doc
 
 
-def _out_shape(graph: Graph, out: int) -> list | None:
+def _input(graph: Graph) -> tuple:
+    """The input as written: ``(3, "H", "W")`` for a symbolic one."""
+    return graph.symbolic.input if graph.symbolic is not None else graph.input_shape
+
+
+def _total(graph: Graph, key: str, eval_only: bool = False) -> object:
+    """Total params or MACs (eval forward for MACs): an expression for a symbolic input."""
+    if graph.symbolic is None:
+        return graph.eval_macs() if eval_only else graph.total_params()
+    from .passes.symbolic import total
+
+    return total(graph, key, graph.eval_nodes() if eval_only else None)
+
+
+def _out_shape(graph: Graph, out: int) -> tuple | None:
     preds = graph.inputs(out)
-    shape = graph.node(preds[0])["shape"] if preds else None
-    return list(shape) if shape else None
+    return _node_shape(graph.node(preds[0])) if preds else None
 
 
-def _fmt_int(n: int) -> str:
-    return f"{n:,}"
+def _fmt_int(n: object) -> str:
+    return f"{n:,}" if type(n) is int else dim_text(n)
 
 
 def summary_table(graph: Graph, depth: int | None = None) -> list[list[str]]:
@@ -126,10 +185,13 @@ def summary_table(graph: Graph, depth: int | None = None) -> list[list[str]]:
 
 def totals_line(graph: Graph) -> str:
     """``params: 25,557,032  MACs: 4,089,184,256 (eval)`` and the output shapes."""
-    outs = ", ".join(f"{k} {fmt_shape(tuple(v)) if v else '?'}" for k, v in
+    outs = ", ".join(f"{k} {fmt_shape(v) if v else '?'}" for k, v in
                      ((n, _out_shape(graph, o)) for n, o in graph.outputs.items()))
-    return (f"params: {_fmt_int(graph.total_params())}   MACs (eval): {_fmt_int(graph.eval_macs())}   "
+    line = (f"params: {_fmt_int(_total(graph, 'params'))}   MACs (eval): {_fmt_int(_total(graph, 'macs', True))}   "
             f"outputs: {outs}")
+    if graph.symbolic is not None and not graph.symbolic.domain.empty:
+        line += f"\nvalid for {graph.symbolic.domain.text()}"
+    return line
 
 
 def render_markdown(graph: Graph, depth: int | None = None) -> str:
@@ -161,7 +223,7 @@ def render_text(graph: Graph, depth: int | None = None) -> str:
     table = summary_table(graph, depth)
     # a network named after its file may hold anything: no terminal control codes
     name = graph.name if graph.name.isprintable() else ascii(graph.name)[1:-1]
-    title = f"{name}  input {fmt_shape(graph.input_shape) if graph.input_shape else '?'}"
+    title = f"{name}  input {fmt_shape(_input(graph)) if graph.input_shape else '?'}"
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     right = [i >= 3 for i in range(len(widths))]
 

@@ -299,6 +299,7 @@ def _py(code: str, cwd: Path) -> subprocess.CompletedProcess:
     ["summary", "{net}"],
     ["summary", "{net}", "--format", "md", "--depth", "1"],
     ["convert", "{net}", "-o", "{out}"],
+    ["sweep", "{net}", "--format", "json"],
 ], ids=lambda a: " ".join(a[:1] + a[2:]))
 def test_commands_do_not_import_torch(argv: list[str], net: Path, tmp_path: Path) -> None:
     args = [a.format(net=net, out=tmp_path / "o.yaml") for a in argv]

@@ -65,8 +65,8 @@ def subcommands(ap: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParse
     return dict(actions[0].choices)
 
 
-COMMANDS = ("check", "summary", "convert", "compile", "render", "rules", "transform", "train", "limits",
-            "completion")
+COMMANDS = ("check", "summary", "convert", "schema", "sweep", "compile", "render", "lsp", "rules", "transform", "train",
+            "limits", "completion")
 
 
 # ------------------------------------------------------------------------------------------ help
@@ -125,7 +125,7 @@ def test_limit_help_is_one_line_pointing_to_the_limits_command() -> None:
 def test_spec_and_format_have_help() -> None:
     _, out, _ = run("check", "--help")
     assert re.search(r"^  SPEC +a spec file: the text language \(\.arch\) or YAML", out, flags=re.M)
-    assert re.search(r"^  --format \{text,json\}\s+text: diagnostics for people", out, flags=re.M)
+    assert re.search(r"^  --format \{text,json,github,sarif\}\s+text: diagnostics for people", out, flags=re.M)
 
 
 # ---------------------------------------------------------------------------------------- limits
@@ -206,8 +206,8 @@ def test_bash_completion_completes(tmp_path: Path) -> None:
     driver.write_text(_BASH_DRIVER, encoding="utf-8")
     proc = subprocess.run(["bash", str(driver), str(script)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["check", "--format", "text json", "bash zsh fish", "nodes=",
-                                        "svg png pdf dot html"]
+    assert proc.stdout.splitlines() == ["check", "--format", "text json github sarif", "bash zsh fish", "nodes=",
+                                        "svg png pdf dot html mmd"]
 
 
 def test_completion_of_an_unknown_shell_is_a_usage_error() -> None:

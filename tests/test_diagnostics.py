@@ -941,6 +941,56 @@ CASES = [
         layers:
         - block: relu
         """), [("E001", 4, 3)], hint={"E001": "'`block`'"}),
+    # budgets (archdsl/budget.py; every case in tests/test_budget.py)
+    Case("E401-budget-text", "x.arch", src("""
+        network n
+        input 3x8x8
+        budget(depth <= 0, params <= 10)
+        conv2d(4, 3) -> relu
+        """), [("E401", 3, 8), ("E401", 3, 20)], message={"E401": "params 112 exceed the budget 10 by 102 (11.20x)"}),
+    Case("E401-budget-yaml", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        budget: {params: 0.01K}
+        layers: ["conv2d(4, 3)"]
+        """), [("E401", 3, 10)], message={"E401": "params 112 exceed the budget 0.01K by 102"}),
+    Case("E402-budget-figure", "x.arch", src("""
+        network n
+        input 3x8x8
+        budget(param <= 5M)
+        relu
+        """), [("E402", 3, 8)], hint={"E402": "did you mean 'params'?"}),
+    Case("E001-budget-yaml-comparison", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        budget: {depth: '>= 2'}
+        layers: [relu]
+        """), [("E001", 3, 18)]),
+    Case("E402-budget-comparison", "x.arch", src("""
+        network n
+        input 3x8x8
+        budget(depth >= 2)
+        relu
+        """), [("E402", 3, 14)], hint={"E402": "write 'depth <= ...'"}),
+    Case("E403-budget-unit", "x.arch", src("""
+        network n
+        input 3x8x8
+        budget(macs <= 2.5Gi)
+        relu
+        """), [("E403", 3, 19)], message={"E403": "unknown unit 'Gi'"}),
+    Case("E403-budget-yaml-negative", "x.yaml", src("""
+        network: n
+        input: 3x8x8
+        budget: {macs: -5}
+        layers: [relu]
+        """), [("E403", 3, 16)]),
+    Case("E404-budget-twice", "x.arch", src("""
+        network n
+        input 3x8x8
+        budget(depth <= 5)
+        budget(depth <= 6)
+        relu
+        """), [("E404", 4, 8)], hint={"E404": "first given at "}),
 ]
 
 def run_case(tmp_path: Path, case: Case, **kw) -> list[Diagnostic]:
@@ -1627,3 +1677,42 @@ def test_format_text_layout() -> None:
     # unknown source: the head line and the hint only
     bare = Diagnostic("E005", "cannot read file", Loc("nope.arch", 1, 1))
     assert format_text(bare, sources) == "nope.arch:1:1: error[E005]: cannot read file"
+
+
+def test_lsp_without_pygls_is_e345() -> None:
+    # the subprocess form (pygls hidden from a real `archdsl lsp`) is in tests/test_lsp.py
+    from archdsl.lsp.cli import missing_pygls
+
+    d = missing_pygls(ImportError("No module named 'pygls'", name="pygls"))
+    assert (d.code, d.loc, d.hint) == ("E345", Loc("<command line>", 1, 1), "pip install 'archdsl[lsp]'")
+    assert format_text(d).startswith("<command line>:1:1: error[E345]: archdsl lsp needs pygls")
+
+
+def test_budget_that_cannot_be_measured_is_w405(tmp_path: Path) -> None:
+    # a shape left unknown (as after a layer whose shape could not be inferred); the symbolic-size
+    # case is in tests/test_budget.py
+    from archdsl.budget import Bound, check_budgets
+
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput 3x8x8\nconv2d(4, 3)\n")
+    graph = analyze(spec).graph
+    graph.node(graph.main_output)["shape"] = None
+    (d,) = check_budgets(graph, [Bound("macs", 1, "1", Loc(str(spec), 3, 8))])
+    assert (d.code, d.severity, d.loc.line, d.loc.col) == ("W405", "warning", 3, 8)
+    assert d.hint == "pass a concrete input size, e.g. --input 3x224x224"
+
+
+# ---------------------------------------------------------------------------------------- symbolic input sizes
+
+
+@pytest.mark.parametrize("ext, text, line, col", [
+    (".arch", "network n\ninput 3xHxW\nrelu\nconcat {\n  conv2d(4, 1)\n  conv2d(4, 3)\n}\n", 4, 1),
+    (".yaml", "network: n\ninput: 3xHxW\nlayers:\n  - relu\n  - concat:\n    - conv2d(4, 1)\n    - conv2d(4, 3)\n",
+     5, 5),
+])
+def test_e216_branches_that_agree_for_no_size(tmp_path: Path, ext: str, text: str, line: int, col: int) -> None:
+    spec = tmp_path / f"n{ext}"
+    spec.write_text(text)
+    res = analyze(spec)
+    errs = [d for d in res.diags if d.is_error]
+    assert {(d.code, d.loc.line, d.loc.col) for d in errs} == {("E216", line, col)}

@@ -34,7 +34,7 @@ from archdsl.ops import PUBLIC_OPS
 
 GEN_RULES = """
 gen_net: network_decl input_decl _gen_item* chain _gen_item*
-_gen_item: let_decl | block_decl | chain | if_stmt | aux_stmt | setting | rules_decl
+_gen_item: let_decl | block_decl | chain | if_stmt | aux_stmt | setting | rules_decl | budget_decl
 """
 
 # Hypothesis shrinks towards the first entries: ops that need no arguments come first.
@@ -86,6 +86,7 @@ def _explicit(start: str) -> dict[str, st.SearchStrategy[str]]:
                                                   "a\x85b", "\u2028", "\x0b\x0c", "é😀", "\ufeff", "#: -"]),
                                  string_body).map(lambda s: f'"{s}"')),
         "COMP_OP": _pad(st.sampled_from(["==", "!=", "<=", ">=", "<", ">"])),
+        "QUANTITY": _pad(st.sampled_from(["5.5M", "600M", "60K", "1G", ".5K", "2.G", "3Mi"])),
         "WS": st.sampled_from([" ", "\n", "\t", "  \n  "]),
         "COMMENT": st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=10)
                      .map(lambda s: f" #{s}\n"),

@@ -35,18 +35,21 @@ def _depth(text: str) -> int:
 
 #: render.FORMATS and render.DIRECTIONS, without importing render (it imports the IR, hence networkx):
 #: every command registers this one, even ``--help`` (tests/test_startup.py checks they agree).
-FORMATS = ("svg", "png", "pdf", "dot", "html")
+FORMATS = ("svg", "png", "pdf", "dot", "html", "mmd")
 DIRECTIONS = ("TB", "LR")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``render`` subcommand."""
-    p = sub.add_parser("render", help="draw the architecture: SVG, PNG, PDF, DOT or an interactive HTML viewer",
+    p = sub.add_parser("render", help="draw the architecture: SVG, PNG, PDF, DOT, Mermaid or an interactive HTML "
+                                      "viewer",
                        description="Draw a spec as a diagram. Blocks are labelled clusters; --depth collapses "
-                                   "them into single nodes. Needs Graphviz's 'dot' except for -o OUT.dot.")
+                                   "them into single nodes. Needs Graphviz's 'dot' except for -o OUT.dot and "
+                                   "-o OUT.mmd (a Mermaid flowchart, drawn by code hosts inside Markdown).")
     p.add_argument("spec", metavar="SPEC", help=cli.SPEC_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="OUT.svg, OUT.png, OUT.pdf, OUT.dot or OUT.html (the format follows the extension)")
+                   help="OUT.svg, OUT.png, OUT.pdf, OUT.dot, OUT.html or OUT.mmd (the format follows the "
+                        "extension)")
     p.add_argument("--format", choices=FORMATS, default=None, help="output format (default: from OUT's extension)")
     p.add_argument("--depth", type=_depth, default=None, metavar="N",
                    help="collapse blocks N or more levels deep into single nodes (as 'summary --depth')")
@@ -91,8 +94,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         _run_rules(res)
     options = RenderOptions(depth=args.depth, expand=tuple(args.expand), direction=args.direction,
                             show=DEFAULT_SHOW if args.show is None else args.show)
+    notes: list[str] = []
     try:
-        render_graph(res.graph, args.output, args.format, options, res.diags, args.spec)
+        render_graph(res.graph, args.output, args.format, options, res.diags, args.spec, notes)
     except RenderError as exc:
         cli._print_diags([exc.diagnostic], res.sources)
         return cli.EXIT_ERRORS
@@ -102,7 +106,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     findings = sum(1 for d in res.diags if d.code.startswith("R") and d.path and d.severity != "info")
     note = f"{findings} rule finding{'s' if findings != 1 else ''} outlined in red; 'archdsl check' explains them" \
         if findings else ""
-    report_written(args.output, note)
+    report_written(args.output, "; ".join(filter(None, [note, *notes])))
     return cli.EXIT_OK
 
 

@@ -33,9 +33,9 @@ from typing import Any
 from .. import limits
 from ..diagnostics import Diagnostic, Loc, did_you_mean
 from ..ir import Graph, display_path
-from ..ops import OPS, channels_last
+from ..ops import OPS, channels_last, dim_text
 
-FORMATS = ("svg", "png", "pdf", "dot", "html")
+FORMATS = ("svg", "png", "pdf", "dot", "html", "mmd")
 SHOW_KEYS = ("shapes", "params", "macs")
 DEFAULT_SHOW = frozenset({"shapes"})
 DIRECTIONS = ("TB", "LR")
@@ -88,8 +88,15 @@ def fmt_shape(shape: Sequence[int] | None) -> str:
     """``(192, 35, 35)`` -> ``192×35×35``; a channels-last tensor ``28×28×116 (HWC)``; ``None`` -> ``?``."""
     if not shape:
         return "?"
-    text = TIMES.join(str(d) for d in shape)
+    # a symbolic size (input 3xHxW) prints its expressions, spaced: 64 × ⌊(H−1)/2⌋ × ⌊(W−1)/2⌋
+    text = TIMES.join(map(str, shape)) if all(type(d) is int for d in shape) else \
+        f" {TIMES} ".join(dim_text(d) for d in shape)
     return f"{text} (HWC)" if channels_last(shape) else text
+
+
+def _shown(data: dict) -> Sequence | None:
+    """A node's shape as drawn: with expressions in H and W for a symbolic input."""
+    return data.get("sym_shape") or data["shape"]
 
 
 def _pair(v: Any) -> str:
@@ -319,7 +326,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         costs = d["costs"]
         aux = nid not in trunk
         if op == "input":
-            text = f"input {fmt_shape(d['shape'])}"
+            text = f"input {fmt_shape(graph.symbolic.input if graph.symbolic else d['shape'])}"
         elif op == "output":
             name = args.get("name", "main") if args else "main"
             aux_name = next((k for k, v in graph.outputs.items() if v == nid and k != "main"), None)
@@ -374,7 +381,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "title": d["path"] if "@" not in d["path"] else f"{display_path(d['path'])} ({text})",
             "op": op,
             "args": args_text(args) if op not in ("input", "output") else "",
-            "shape": fmt_shape(d["shape"]),
+            "shape": fmt_shape(_shown(d)),
             "params": costs.params,
             "macs": costs.macs,
             "rf": _rf_text(d["rf"]),
@@ -383,7 +390,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "aux": aux,
         }
         if op in ("concat", "add", "mul"):
-            info["inputs"] = " + ".join(fmt_shape(g.nodes[u]["shape"]) for u in graph.inputs(nid))
+            info["inputs"] = " + ".join(fmt_shape(_shown(g.nodes[u])) for u in graph.inputs(nid))
         attrs["tooltip"] = _tooltip(info)
         nodes.append({"id": f"n{nid}", "nid": nid, "scopes": [scope_ids[c] for c in owner[nid] if members[c]],
                       "attrs": attrs, "info": info, "legend": keys})
@@ -461,7 +468,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "title": p,
             "op": what,
             "args": args_text(info_s.args),
-            "shape": fmt_shape(g.nodes[last]["shape"]),
+            "shape": fmt_shape(_shown(g.nodes[last])),
             "params": params,
             "macs": macs,
             "rf": _rf_text(g.nodes[last]["rf"]),
@@ -515,7 +522,7 @@ def _tooltip(info: Mapping[str, Any]) -> str:
 
 
 def _title(graph: Graph) -> str:
-    shape = fmt_shape(graph.input_shape) if graph.input_shape else "?"
+    shape = fmt_shape(graph.symbolic.input if graph.symbolic else graph.input_shape) if graph.input_shape else "?"
     return (f"{graph.name}  ·  input {shape}  ·  {fmt_count(graph.total_params())} params  ·  "
             f"{fmt_count(graph.eval_macs())} MACs (eval)")
 
@@ -590,7 +597,7 @@ def _display_edges(graph: Graph, trunk: set[int], show: frozenset[str]) -> list[
             elif g.out_degree(u) > 1 and not dense_trunk:
                 attrs["weight"] = "2"  # branches start right under their split, side by side
             edges.append({"src": u, "dst": v, "attrs": attrs,
-                          "label": fmt_shape(g.nodes[u]["shape"]) if "shapes" in show else "",
+                          "label": fmt_shape(_shown(g.nodes[u])) if "shapes" in show else "",
                           "prio": 0 if v in trunk else 1})
     return edges
 
@@ -681,9 +688,27 @@ def to_dot(model: Model, opened: set[str], direction: str = "TB", tooltips: bool
 
     emit(dot, model.roots)
     dot.graph_attr["label"] = legend_label(model, keys)
+    seen = visible_edges(model, opened)
+    # An edge into the first item of its innermost cluster ends at the cluster's border, above the
+    # cluster's label, instead of crossing the label on its way to the node.
+    enclosing: dict[str, list[str]] = {n["id"]: n["scopes"] for n in model.nodes}
+    for s in model.scopes:
+        enclosing[s["id"]] = _ancestors(s, by_id)
+    for (a, b), attrs in seen.items():
+        inner = [c for c in enclosing[b] if c in opened]
+        if inner and _first_item(by_id[inner[-1]], by_id, opened) == b and inner[-1] not in _open_chain(a, enclosing,
+                                                                                                      opened):
+            attrs = dict(attrs, lhead=f"cluster_{inner[-1]}")
+        dot.edge(a, b, _attributes=attrs)
+    return dot.source
+
+
+def visible_edges(model: Model, opened: set[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """The edges drawn for ``opened``, (from, to) drawn ids -> attributes, in first-seen order.
+
+    Each tensor's shape (``label``) is written once, on the first visible edge that carries it
+    along the main path (else the first one at all); edges inside a collapsed scope vanish."""
     rep = visible_map(model, opened)
-    # Visible edges in first-seen order; each tensor's shape is written once, on the first visible
-    # edge that carries it along the main path (else the first one at all).
     order: dict[tuple[str, str], int] = {}
     attrs_of_edge: dict[tuple[str, str], dict[str, str]] = {}
     best: dict[int, tuple[int, int, tuple[str, str]]] = {}
@@ -703,21 +728,8 @@ def to_dot(model: Model, opened: set[str], direction: str = "TB", tooltips: bool
     for src, (_, _, key) in sorted(best.items()):  # by tensor, so multi-tensor labels are deterministic
         if label_of[src] not in labels.setdefault(key, []):
             labels[key].append(label_of[src])
-    seen = {k: dict(attrs_of_edge[k], label=", ".join(labels[k])) if labels.get(k) else attrs_of_edge[k]
+    return {k: dict(attrs_of_edge[k], label=", ".join(labels[k])) if labels.get(k) else attrs_of_edge[k]
             for k in order}
-    # An edge into the first item of its innermost cluster ends at the cluster's border, above the
-    # cluster's label, instead of crossing the label on its way to the node.
-    enclosing: dict[str, list[str]] = {n["id"]: n["scopes"] for n in model.nodes}
-    for s in model.scopes:
-        enclosing[s["id"]] = _ancestors(s, by_id)
-    for a, b in order:
-        attrs = seen[(a, b)]
-        inner = [c for c in enclosing[b] if c in opened]
-        if inner and _first_item(by_id[inner[-1]], by_id, opened) == b and inner[-1] not in _open_chain(a, enclosing,
-                                                                                                      opened):
-            attrs = dict(attrs, lhead=f"cluster_{inner[-1]}")
-        dot.edge(a, b, _attributes=attrs)
-    return dot.source
 
 
 def _ancestors(s: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -800,11 +812,13 @@ def format_for(out: str, fmt: str | None) -> str:
 
 
 def render_graph(graph: Graph, out: str | os.PathLike, fmt: str | None = None, options: RenderOptions | None = None,
-                 diags: Iterable[Diagnostic] | None = None, source_file: str = "") -> str:
+                 diags: Iterable[Diagnostic] | None = None, source_file: str = "",
+                 notes: list[str] | None = None) -> str:
     """Draw ``graph`` to ``out`` (format from ``fmt`` or the extension); returns the format written.
 
     Raises :class:`RenderError` with a diagnostic on failure; when ``dot`` is missing the DOT
     source is written next to ``out`` (``OUT.dot``) first and ``RenderError.wrote`` names it.
+    ``notes`` collects what the caller should tell (a Mermaid diagram too big for code hosts).
     """
     from ..io import write_atomic
 
@@ -815,6 +829,15 @@ def render_graph(graph: Graph, out: str | os.PathLike, fmt: str | None = None, o
     if bad:
         raise RenderError(bad[0])
     opened = initial_open(model, options.depth, options.expand)
+    if fmt == "mmd":  # text for Mermaid, laid out where it is shown: no dot, no node cap
+        from .mermaid import size_note, to_mermaid
+
+        text = to_mermaid(model, opened, options.direction)
+        _write(out, text, write_atomic)
+        note = size_note(model, opened, options.direction, text)
+        if note and notes is not None:
+            notes.append(note)
+        return fmt
     if fmt != "dot":
         _check_drawn_size(model, opened, graph)
     source = to_dot(model, opened, options.direction)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 from .. import ast as A
@@ -12,6 +14,22 @@ from ..diagnostics import Diagnostic, DiagnosticError, Loc, SourceCache
 
 YAML_SUFFIXES = (".yaml", ".yml")
 TEXT_SUFFIXES = (".arch",)
+
+#: Given a path and its display name: ``(text, parsed spec)``, or None to read the file from disk.
+SpecSource = Callable[[Path | str, str], "tuple[str, A.SpecFile] | None"]
+#: Where a host that keeps spec text in memory (the language server's open documents and its parse
+#: cache) supplies files; None (everyone else): files are read from disk.
+_SPEC_SOURCE: ContextVar[SpecSource | None] = ContextVar("archdsl_spec_source", default=None)
+
+
+@contextlib.contextmanager
+def spec_source(source: SpecSource) -> Iterator[None]:
+    """Read spec files through ``source`` for the duration (it may answer None to fall back to disk)."""
+    token = _SPEC_SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _SPEC_SOURCE.reset(token)
 
 
 def read_spec_text(path: str | Path, display: str | None = None) -> str:
@@ -85,6 +103,12 @@ def parse_source(text: str, file: str, yaml: bool = False) -> A.SpecFile:
 def load_spec_file(path: str | Path, sources: SourceCache | None = None, display: str | None = None) -> A.SpecFile:
     """Read and parse one spec file; the text is remembered in ``sources`` for diagnostics."""
     name = display or str(path)
+    source = _SPEC_SOURCE.get()
+    given = source(path, name) if source is not None else None
+    if given is not None:
+        if sources is not None:
+            sources.register(name, given[0])
+        return given[1]
     try:
         text = read_spec_text(path, name)
     except DiagnosticError as exc:
@@ -99,7 +123,7 @@ def load_spec_file(path: str | Path, sources: SourceCache | None = None, display
 def assemble(stmts: Sequence[object], file: str) -> A.SpecFile:
     """Sort top-level statements of a text file into the fields of a :class:`SpecFile`."""
     network = input_decl = None
-    uses, lets, settings, blocks, body, rules = [], [], [], [], [], []
+    uses, lets, settings, blocks, body, rules, budget = [], [], [], [], [], [], []
     for st in stmts:
         if isinstance(st, A.NetworkDecl):
             if network is not None:
@@ -121,7 +145,9 @@ def assemble(stmts: Sequence[object], file: str) -> A.SpecFile:
             blocks.append(st)
         elif isinstance(st, A.RulesDecl):
             rules.extend(st.args)
+        elif isinstance(st, A.BudgetDecl):
+            budget.extend(st.items)
         else:
             body.append(st)
     return A.SpecFile(network, input_decl, tuple(uses), tuple(lets), tuple(settings), tuple(blocks),
-                      tuple(body), file, tuple(rules))
+                      tuple(body), file, tuple(rules), tuple(budget))

@@ -202,10 +202,17 @@ _SHAPE_OK = re.compile(r"^[0-9]+$")
 
 
 def _input_text(decl: A.InputDecl) -> str:
-    if all(isinstance(d, A.Num) and isinstance(d.value, int) and not isinstance(d.value, bool) and d.value >= 0
-           for d in decl.dims) and len(decl.dims) >= 2:
-        return "x".join(str(d.value) for d in decl.dims)
+    if all((isinstance(d, A.Num) and isinstance(d.value, int) and not isinstance(d.value, bool) and d.value >= 0)
+           or (isinstance(d, A.Name) and (i, d.id) in ((1, "H"), (2, "W"))) for i, d in enumerate(decl.dims)) \
+            and len(decl.dims) >= 2:
+        # 3xHxW: the size symbols read back as the names they are
+        return "x".join(str(d.value) if isinstance(d, A.Num) else d.id for d in decl.dims)
     return "[" + ", ".join(expr(d) for d in decl.dims) + "]"
+
+
+def bound(item: A.BudgetItem) -> str:
+    """A budget clause's bound as written: ``5.5M``, ``60``, ``2 * base``."""
+    return _num(item.value.value) + item.unit if item.unit and isinstance(item.value, A.Num) else expr(item.value)
 
 
 def to_text(spec: A.SpecFile) -> str:
@@ -225,6 +232,8 @@ def to_text(spec: A.SpecFile) -> str:
         p.emit(0, f"{st.kind}{target} {call(st.call)}")
     if spec.rules:
         p.emit(0, f"rules({args(spec.rules)})")
+    if spec.budget:
+        p.emit(0, "budget(" + ", ".join(f"{b.figure} <= {bound(b)}" for b in spec.budget) + ")")
     for b in spec.blocks:
         p.lines.append("")
         ps = f"({params(b.params)})" if b.params else ""
@@ -323,6 +332,11 @@ def to_yaml_data(spec: A.SpecFile) -> dict:
         doc["settings"] = settings
     if spec.rules:
         doc["rules"] = args(spec.rules)
+    if spec.budget:
+        items = [(b.figure, bound(b) if b.unit else _yaml_value(b.value)) for b in spec.budget]
+        figures = [figure for figure, _ in items]
+        # a mapping reads best; a figure bounded twice (an error, reported by analysis) needs a list
+        doc["budget"] = dict(items) if len(set(figures)) == len(figures) else [{f: v} for f, v in items]
     if spec.blocks:
         blocks: dict = {}
         for b in spec.blocks:

@@ -26,7 +26,8 @@ import lark
 from lark import Lark, Transformer
 
 #: The grammar's entry points: whole files and the fragments YAML specs embed.
-START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start")
+START_RULES = ("start", "chain_start", "args_start", "params_start", "expr_start", "element_start",
+               "bound_start")
 
 #: Every option that shapes the tables (the transformer does not: it only supplies the callbacks).
 LARK_OPTIONS: dict[str, Any] = {"parser": "lalr", "start": list(START_RULES), "maybe_placeholders": True}

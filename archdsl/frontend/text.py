@@ -21,7 +21,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .. import ast as A
 from .. import limits
-from ..ast import RESERVED_NAMES
+from ..ast import BUDGET_UNITS, RESERVED_NAMES
 from ..diagnostics import Diagnostic, DiagnosticError, Loc
 from .tables import make_parser
 
@@ -30,6 +30,7 @@ _TOKEN_NAMES = {
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "__ANON_0": "'->'", "NAME": "a name",
     "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "SHAPE": "a shape like 3x224x224",
     "$END": "end of input", "COMP_OP": "a comparison", "PLUS": "'+'", "MINUS": "'-'",
+    "QUANTITY": "a number with a unit like 5.5M",
 }
 
 
@@ -133,6 +134,9 @@ class _Builder(Transformer):
     def params_start(self, children: list) -> tuple:
         return tuple(c for c in children if c is not None)
 
+    def bound_start(self, children: list) -> tuple[A.Expr, str]:
+        return _bound(children[0])
+
     def network_decl(self, children: list) -> A.NetworkDecl:
         name, params = children
         return A.NetworkDecl(str(name), params or (), self._loc(name))
@@ -140,10 +144,27 @@ class _Builder(Transformer):
     def input_decl(self, children: list) -> A.InputDecl:
         kw, value = children
         if isinstance(value, Token):
-            dims = tuple(A.Num(self._int(Token("INT", part, line=value.line, column=value.column)),
-                               self._loc(value)) for part in str(value).split("x"))
-            return A.InputDecl(dims, self._loc(value))
+            return A.InputDecl(self._shape_dims(value), self._loc(value))
         return A.InputDecl(value.items, self._loc(kw))
+
+    def _shape_dims(self, tok: Token) -> tuple[A.Expr, ...]:
+        """``3x224x224`` as numbers; ``3xHxW`` with the size symbols as names (each at its column)."""
+        dims: list[A.Expr] = []
+        col = tok.column
+        for i, part in enumerate(str(tok).split("x")):
+            at = Token("INT", part, line=tok.line, column=col)
+            if part.isdigit():
+                dims.append(A.Num(self._int(at), self._loc(tok)))
+            elif (i, part) in ((1, "H"), (2, "W")):
+                dims.append(A.Name(part, self._loc(at)))
+            else:
+                where = "the channels are a number" if i == 0 else \
+                    f"the {('height', 'width')[i - 1]} is a number or {'HW'[i - 1]}" if i < 3 else "an input is C x H x W"
+                raise DiagnosticError(Diagnostic(
+                    "E114", f"'{part}' is not a size: {where}", self._loc(at),
+                    hint="write the height as H and the width as W for every size: input 3xHxW (or 3x224xW)"))
+            col += len(part) + 1
+        return tuple(dims)
 
     def use_decl(self, children: list) -> A.Use:
         (tok,) = children
@@ -160,6 +181,36 @@ class _Builder(Transformer):
     def rules_decl(self, children: list) -> A.RulesDecl:
         kw, args = children
         return A.RulesDecl(args or (), self._loc(kw))
+
+    def budget_decl(self, children: list) -> A.BudgetDecl:
+        kw, *items = children
+        return A.BudgetDecl(tuple(i for i in items if i is not None), self._loc(kw))
+
+    def budget_item(self, children: list) -> A.BudgetItem:
+        name, op, bound = children
+        if str(op) != "<=":
+            raise DiagnosticError(Diagnostic(
+                "E402", f"a budget is an upper bound: '{name} {op} ...' is not one", self._loc(op),
+                hint=f"write '{name} <= ...'"))
+        value, unit = _bound(bound)
+        return A.BudgetItem(str(name), value, unit, self._loc(name))
+
+    def quantity(self, children: list) -> tuple[A.Num, str]:
+        (tok,) = children
+        text = str(tok)
+        digits = len(text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+        number, unit = text[:digits], text[digits:]
+        if unit not in BUDGET_UNITS:
+            raise DiagnosticError(Diagnostic(
+                "E403", f"unknown unit '{unit}' in {text!r}", _shifted(self._loc(tok), digits),
+                hint="units are K (10**3), M (10**6) and G (10**9); or write the number in full"))
+        if "." not in number:
+            return A.Num(self._int(Token("INT", number, line=tok.line, column=tok.column)), self._loc(tok)), unit
+        value = float(number)
+        if "e" in repr(value):  # printed back, the number would not read as a number with a unit
+            raise DiagnosticError(Diagnostic("E403", f"{text!r} cannot be written with a unit", self._loc(tok),
+                                             hint="write the number in full, without a unit"))
+        return A.Num(value, self._loc(tok)), unit
 
     def loss(self, children: list) -> A.Setting:
         kw, call = children
@@ -305,6 +356,16 @@ class _Builder(Transformer):
     def index(self, children: list) -> A.Index:
         obj, kw, idx = children
         return self._nested(A.Index(obj, idx, self._loc(kw)), (obj, idx))
+
+
+def _bound(bound: A.Expr | tuple[A.Num, str]) -> tuple[A.Expr, str]:
+    """A budget bound as (value, unit): a number with a unit comes as a pair, an expression alone."""
+    return bound if isinstance(bound, tuple) else (bound, "")
+
+
+def _shifted(loc: Loc, cols: int) -> Loc:
+    """``loc`` moved ``cols`` columns to the right (to point inside a token)."""
+    return dataclasses.replace(loc, col=loc.col + cols)
 
 
 def _with_label(atom: A.Element, label: str) -> A.Element:

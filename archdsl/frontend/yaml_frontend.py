@@ -9,6 +9,7 @@ Format (every string that holds code uses the text language's own syntax)::
       - width: 64                      # YAML scalars are literals;
       - counts: "[3, 4, 6, 3]"         # strings are expressions
     rules: ignore = ["R301"], asym_grid = [12, 20]   # design-rule configuration
+    budget: {params: 5.5M, macs: 600M, depth: 60}    # upper bounds (K, M, G: powers of 1000)
     settings:
       - loss: cross_entropy(label_smoothing = 0.1)
       - init conv2d: kaiming_normal(mode = "fan_out")
@@ -65,7 +66,9 @@ _MAP_TAG, _SEQ_TAG = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 _HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
 _SHAPE = re.compile(r"^\s*[0-9]+(x[0-9]+)+\s*$")
-TOP_KEYS = ("network", "input", "use", "let", "settings", "rules", "blocks", "layers")
+#: A shape with names among its sizes (``3xHxW``: symbolic; the names other than H, W are refused).
+_SYMBOLIC_SHAPE = re.compile(r"^\s*[0-9]+(x([0-9]+|[A-Za-wyz_][A-Za-wyz0-9_]*))+\s*$")
+TOP_KEYS = ("network", "input", "use", "let", "settings", "rules", "budget", "blocks", "layers")
 
 
 class _Walker:
@@ -189,7 +192,8 @@ class _Walker:
         blocks = self.blocks(fields["blocks"][1]) if "blocks" in fields else ()
         body = self.body(fields["layers"][1]) if "layers" in fields else ()
         rules = self.fragment(fields["rules"][1], "args_start") if "rules" in fields else ()
-        return A.SpecFile(network, input_decl, uses, lets, settings, blocks, body, self.file, rules)
+        budget = self.budget(fields["budget"][1]) if "budget" in fields else ()
+        return A.SpecFile(network, input_decl, uses, lets, settings, blocks, body, self.file, rules, budget)
 
     def header(self, node: Node, what: str) -> tuple[str, tuple[A.Param, ...]]:
         text = self.string(node, what)
@@ -216,10 +220,49 @@ class _Walker:
             if any(len(p.strip()) > self.max_int_digits + 1 for p in text.split("x")):
                 raise self.fail(node, "input size too large", int_limit_hint(self.max_int_digits), code="E151")
             return A.InputDecl(tuple(A.Num(int(p), loc) for p in text.strip().split("x")), loc)
+        if _SYMBOLIC_SHAPE.match(text):
+            return A.InputDecl(self.symbolic_dims(node, text), loc)
         value = self.fragment(node, "expr_start")
         if not isinstance(value, A.ListExpr):
             raise self.fail(node, "input must be a shape like 3x224x224 or a list [c, h, w]", code="E114")
         return A.InputDecl(value.items, loc)
+
+    def symbolic_dims(self, node: Node, text: str) -> tuple[A.Expr, ...]:
+        """``3xHxW``: numbers, and the size symbols as names, each located at its column."""
+        quoted = 1 if isinstance(node, ScalarNode) and node.style in ("'", '"') else 0
+        col = node.start_mark.column + 1 + quoted + (len(text) - len(text.lstrip()))
+        dims: list[A.Expr] = []
+        for i, part in enumerate(text.strip().split("x")):
+            at = Loc(self.file, node.start_mark.line + 1, col)
+            if part.isdigit() and len(part) <= self.max_int_digits + 1:
+                dims.append(A.Num(int(part), self.loc(node)))
+            elif part.isdigit():
+                raise self.fail(node, "input size too large", int_limit_hint(self.max_int_digits), code="E151")
+            elif (i, part) in ((1, "H"), (2, "W")):
+                dims.append(A.Name(part, at))
+            else:
+                where = "the channels are a number" if i == 0 else \
+                    f"the {('height', 'width')[i - 1]} is a number or {'HW'[i - 1]}" if i < 3 else "an input is C x H x W"
+                raise DiagnosticError(Diagnostic(
+                    "E114", f"'{part}' is not a size: {where}", at,
+                    hint="write the height as H and the width as W for every size: input 3xHxW (or 3x224xW)"))
+            col += len(part) + 1
+        return tuple(dims)
+
+    def budget(self, node: Node) -> tuple[A.BudgetItem, ...]:
+        """``budget: {params: 5.5M, depth: 60}``: each value a YAML number, or a string holding a bound
+        as the text language writes it (``5.5M``, ``2 * base``).  A list of such mappings also reads
+        (the printer writes one when a figure is bounded twice, which analysis then reports)."""
+        items = self.sequence(node) if isinstance(node, SequenceNode) else [node]
+        out = []
+        for key, kn, vn in (entry for item in items for entry in self.mapping(item)):
+            _check_name(self, kn, key, escapable=False)  # printed as text, the key must read as a name
+            if isinstance(vn, ScalarNode) and isinstance(self.scalar(vn), str):
+                value, unit = self.fragment(vn, "bound_start")
+            else:
+                value, unit = self.expr(vn), ""
+            out.append(A.BudgetItem(key, value, unit, self.loc(kn)))
+        return tuple(out)
 
     def lets(self, node: Node) -> tuple[A.Let, ...]:
         items = self.sequence(node) if isinstance(node, SequenceNode) else [node]
@@ -266,9 +309,8 @@ class _Walker:
         if isinstance(node, SequenceNode):
             self._plain_tag(node, _SEQ_TAG)
             raise self.fail(node, "a nested list is not a layer", "label it to make a group: name: [ ... ]")
-        entries = self.mapping(node)
-        keys = [k for k, _, _ in entries]
-        head = keys[0]
+        entries = self.layer_mapping(node)
+        head = entries[0][0]
         if head == "let":
             return self._let_stmt(entries)
         if head == "if":
@@ -318,11 +360,20 @@ class _Walker:
                 raise self.fail(kn, f"unexpected key '{key}' here",
                                 did_you_mean(key, allowed) or f"allowed: {', '.join(sorted(allowed))}")
 
+    def layer_mapping(self, node: Node) -> list[tuple[str, Node, Node]]:
+        """A layer written as a mapping: its entries, at least one (``{}`` is a located error)."""
+        entries = self.mapping(node)
+        if not entries:
+            raise self.fail(node, "an empty mapping is not a layer",
+                            "write a call such as 'conv2d(64, 3)', a labelled one ('conv1: conv2d(64, 3)') "
+                            "or a combinator ('concat: [...]'), or remove the item")
+        return entries
+
     def element(self, node: Node) -> A.Element:
         """One element: a call string, a labelled thing, or a combinator mapping."""
         if isinstance(node, ScalarNode):
             return self.fragment(node, "element_start")
-        entries = self.mapping(node)
+        entries = self.layer_mapping(node)
         head, kn, vn = entries[0]
         if head not in KEYWORDS:
             if len(entries) != 1:
