@@ -16,6 +16,8 @@ need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v nvim >/dev/null 2>&1 || need+=(neovim)   # the editor test: Neovim's LSP client against `archdsl lsp`
+command -v tmux >/dev/null 2>&1 || need+=(tmux)     # ... in a tmux window whose screen it captures
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]} (for the render and browser tests) ..."
@@ -60,6 +62,18 @@ if [ "$ref_status" = 0 ] && grep -q '^SKIPPED' .venv-ref/exactness.log; then
   ref_status=1
 fi
 [ "$ref_status" = 0 ] || echo "error: the exactness run failed (exit $ref_status, above); running the main suite anyway"
+# The editor package's grammar tests (vscode-tmgrammar-test) and the Mermaid parser want node packages;
+# their tests skip, naming the install command, when these are missing.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix editors/vscode --no-audit --no-fund --loglevel=error \
+    || echo "warning: npm ci failed; the editor grammar tests will be skipped"
+  npm ci --prefix tools/mermaid --no-audit --no-fund --loglevel=error \
+    || echo "warning: npm ci failed; the Mermaid parse tests will be skipped"
+  # the YAML engine of VS Code's YAML extension, which tests/test_schema.py drives with the JSON Schema
+  command -v yaml-language-server >/dev/null 2>&1 \
+    || npm install -g yaml-language-server@2.0.0 --no-audit --no-fund --loglevel=error \
+    || echo "warning: could not install yaml-language-server; its schema test will be skipped"
+fi
 echo "== main suite in .venv (torch 2.13.0 CPU) =="
 status=0
 .venv/bin/python -m pytest -n 2 -q "$@" || status=$?
