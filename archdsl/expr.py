@@ -35,6 +35,8 @@ def _err(code: str, message: str, loc: Loc, hint: str = "") -> DiagnosticError:
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round ``value`` to the nearest multiple of ``divisor``, never going down by more than 10%."""
+    if not _is_number(divisor) or divisor <= 0:
+        raise ValueError(f"the divisor must be a positive number, got {show(divisor)}")
     if min_value is None:
         min_value = divisor
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
@@ -297,7 +299,7 @@ def _eval_call(e: A.FuncCall, env: Mapping[str, Value]) -> Value:
         return fn(*args)
     except SpecError as exc:
         raise _err("E160", str(exc), e.loc) from None
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:  # ArithmeticError: overflow, division by zero
         raise _err("E108", f"{e.func}(): {exc}", e.loc) from None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from archdsl.ops import PUBLIC_OPS
 
@@ -136,6 +137,21 @@ def test_package_json_wires_language_grammar_and_client() -> None:
     lock = json.loads((VSCODE / "package-lock.json").read_text(encoding="utf-8"))
     for kind in ("dependencies", "devDependencies"):  # npm ci refuses a lock file out of sync
         assert lock["packages"][""][kind] == package[kind]
+
+
+def test_extension_covers_the_yaml_specs_the_pre_commit_hook_checks() -> None:
+    """A `*.archdsl.yaml` spec (the pre-commit hook's and schema.md's suffix) anywhere in a workspace gets
+    the schema, the language server and activation, not only `*.arch.yaml` and specs/ folders."""
+    package = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
+    hook = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))[0]
+    names = ["deep/dir/net.archdsl.yaml", "net.archdsl.yml"]
+    assert all(re.search(hook["files"], n) for n in names)
+    (validation,) = package["contributes"]["yamlValidation"]
+    served = package["contributes"]["configuration"]["properties"]["archdsl.yamlFiles"]["default"]
+    for name in names:
+        suffix = name[name.index(".archdsl"):]
+        assert f"*{suffix}" in validation["fileMatch"] and f"**/*{suffix}" in served
+        assert f"workspaceContains:**/*{suffix}" in package["activationEvents"]
 
 
 def _node_tool(name: str) -> Path:

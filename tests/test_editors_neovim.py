@@ -196,7 +196,8 @@ def test_diagnostic_and_hover_on_the_neovim_screen(tmp_path: Path, editor: Calla
 
 @needs_editor
 def test_the_server_attaches_to_spec_yaml_only(tmp_path: Path, editor: Callable[[str], Editor]) -> None:
-    """A YAML file under specs/ gets the server's diagnostics; another YAML file gets no client."""
+    """A YAML file under specs/ or named *.archdsl.yaml gets the server's diagnostics; another YAML file
+    gets no client."""
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "tiny.yaml").write_text(YAML_SPEC, encoding="utf-8")
     (tmp_path / "other.yaml").write_text("key: value\n", encoding="utf-8")
@@ -204,6 +205,10 @@ def test_the_server_attaches_to_spec_yaml_only(tmp_path: Path, editor: Callable[
     nv.wait_for(lambda s: "E102: relu has no parameter 'inplce'" in s, "E102 on the YAML spec")
     nv.keys(":edit other.yaml", "Enter", ":lua print('clients: ' .. #vim.lsp.buf_get_clients(0))", "Enter")
     nv.wait_for(lambda s: "clients: 0" in s, "client count of other.yaml")
+    # a spec named with the pre-commit hook's suffix is one wherever it is
+    (tmp_path / "net.archdsl.yaml").write_text(YAML_SPEC, encoding="utf-8")
+    nv.keys(":edit net.archdsl.yaml", "Enter")
+    nv.wait_for(lambda s: "E102: relu has no parameter 'inplce'" in s, "E102 on net.archdsl.yaml")
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))

@@ -71,7 +71,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_lsp.fixture(scope="module",
                     config=ClientServerConfig(server_command=[sys.executable, "-m", "archdsl", "lsp"]))
 async def client(lsp_client: LanguageClient, tree: Path):
-    await lsp_client.initialize_session(types.InitializeParams(
+    # kept for the tests that read the server's capabilities
+    lsp_client.initialize_result = await lsp_client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
         root_uri=tree.as_uri(), initialization_options={"debounce": 20}))
     yield
@@ -150,6 +151,63 @@ async def test_garbage_keeps_the_server_alive(client: LanguageClient, tree: Path
     # still answering: a real document analyses
     net = await _open(client, tree / "net.arch", NET.replace("global_avgpol", "global_avgpool"))
     assert list(client.diagnostics[net]) == []
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_line_after_the_final_newline_is_empty(client: LanguageClient, tree: Path) -> None:
+    # the cursor there is on no layer: no hover of the line above, and a layer can be completed
+    text = FACT.replace("fc: linear(num_classes)\n", "fc: linear(num_classes) -> relu\n")
+    uri = await _open(client, tree / "end.arch", text)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    last = text.count("\n")
+    assert await client.text_document_hover_async(types.HoverParams(text_document=doc, position=_pos(last, 0))) \
+        is None
+    above = await client.text_document_hover_async(types.HoverParams(text_document=doc, position=_pos(last - 1, 4)))
+    assert above is not None and "**linear**" in above.contents.value
+    got = await client.text_document_completion_async(types.CompletionParams(text_document=doc,
+                                                                             position=_pos(last, 0)))
+    labels = [item.label for item in got.items]
+    assert "conv2d" in labels and "relu" in labels and "batchnorm" in labels
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_half_typed_line_does_not_shift_hovers(client: LanguageClient, tree: Path) -> None:
+    # the last analysis that parsed answers only for the lines that are still where it read them
+    text = FACT
+    uri = await _open(client, tree / "typing.arch", text)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    typed = text.replace("big: conv2d", "x: conv2d(\nbig: conv2d")
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=typed)]))
+    assert [d.code for d in await _diagnostics(client, uri)] == ["E001"]
+    lines = typed.split("\n")
+
+    async def hover(line: int) -> str | None:
+        got = await client.text_document_hover_async(types.HoverParams(text_document=doc, position=_pos(line, 1)))
+        return got.contents.value.split("\n")[0] if got else None
+
+    assert await hover(lines.index("stem: conv2d(16, 3, padding = 1)")) == "**conv2d** `stem`"  # above: unmoved
+    assert await hover(lines.index("bn: batchnorm")) is None  # the last analysis that parsed has relu there
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_only_lsp_line_breaks_count(client: LanguageClient, tree: Path) -> None:
+    # a form feed or U+2028 in a comment ends no line (str.splitlines and pygls' Document.lines say it
+    # does): definition and completion after it look at the line the editor means, and the server takes
+    # whole-document changes, which pygls cannot apply to the wrong line
+    sync = client.initialize_result.capabilities.text_document_sync
+    assert sync.change == types.TextDocumentSyncKind.Full
+    text = FACT.replace("# a 5x5 conv", "# a\x0c5x5\u2028conv")
+    uri = await _open(client, tree / "breaks.arch", text)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    fc = text.split("\n").index("fc: linear(num_classes)")
+    loc = await client.text_document_definition_async(types.DefinitionParams(text_document=doc,
+                                                                             position=_pos(fc, 14)))
+    assert loc is not None and (loc.range.start.line, loc.range.start.character) == (1, 13)
+    got = await client.text_document_completion_async(types.CompletionParams(text_document=doc,
+                                                                             position=_pos(fc, 4)))
+    assert "linear" in [item.label for item in got.items]
 
 
 @pytest.mark.asyncio(loop_scope="module")

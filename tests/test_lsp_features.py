@@ -163,6 +163,23 @@ def test_a_broken_import_is_shown_at_the_use_line(tree: Path) -> None:
     assert first.related_information[0].location.uri == (tree / "lib" / "blocks.arch").as_uri()
 
 
+def test_a_syntax_error_is_ranged_at_its_column(tree: Path) -> None:
+    # a file that does not parse still lends its text to the ranges: the token, not the line's start
+    ws = Workspace()
+    text = NET.replace("stem: conv2d(width, 3, padding = 1)", 'stem: conv2d(width, 3, padding = 1)) # "é"')
+    da = ws.analysis(_open(ws, tree / "net.arch", text))
+    (d,) = convert.document_diagnostics(da.res.diags.sorted(), da.path, _positions(da), lambda f: Path(f).as_uri())
+    assert (d.code, d.range.start.line, d.range.start.character, d.range.end.character) == ("E001", 11, 35, 36)
+    # and a library that does not parse: its location, shown as related information, keeps its column
+    (tree / "lib" / "blocks.arch").write_text(LIB.replace("bn: batchnorm", "bn: batchnorm )"), encoding="utf-8")
+    ws = Workspace()
+    da = ws.analysis(_open(ws, tree / "net.arch"))
+    d = convert.document_diagnostics(da.res.diags.sorted(), da.path, _positions(da), lambda f: Path(f).as_uri(),
+                                     da.res.spec.uses[0].loc)[0]
+    where = d.related_information[0].location.range
+    assert (d.code, where.start.line, where.start.character, where.end.character) == ("E001", 3, 18, 19)
+
+
 def test_positions_count_utf16_units() -> None:
     line = 'let s = "\U0001F600é" + x'
     pos = convert.Positions(lambda f, n: line)
@@ -264,6 +281,24 @@ def test_completion_contexts_on_a_half_typed_file(tree: Path) -> None:
     assert _labels(NET + "# conv") == [] and _labels(NET + 'use "li') == []
     item = next(i for i in completion.complete(head + "conv", len(head) + 4, None) if i.label == "conv2d")
     assert item.detail.startswith("conv2d(out, kernel, stride = 1")
+
+
+@pytest.mark.parametrize("above", ["input 3x32x32", "flat: flatten", "let y = wide * 2", "    let h = c // 2"])
+def test_completion_at_the_start_of_a_line_offers_layers(tree: Path, above: str) -> None:
+    # the word ending the line above is no prefix, and a finished let/input line does not continue
+    text = NET + above + "\n"
+    labels = _labels(text)
+    assert "conv2d" in labels and "relu" in labels and "concat" in labels
+    assert _labels(text + "ba") == ["batchnorm"]
+    assert "wide" in _labels(NET + "let y = wide or\n    ")   # an operator at the end continues it
+
+
+def test_completion_in_a_yaml_list_item_offers_layers() -> None:
+    # a YAML sequence's "- " is where a layer goes, not a minus before an operand
+    head = "network: n(width = 8)\ninput: 3x32x32\nlayers:\n  - conv1: conv2d(width, 3)\n  - "
+    assert "conv2d" in _labels(head) and "relu" in _labels(head)
+    assert _labels(head + "co") == ["conv2d", "concat"]
+    assert "width" in _labels("network n(width = 8)\nlet y = width - ")   # still a minus in an expression
 
 
 # ------------------------------------------------------------------------------------------ symbols, actions

@@ -53,7 +53,8 @@ def context(text: str, offset: int) -> Context:
     line = before[before.rfind("\n") + 1:]
     if "#" in _strip_strings_only(line) or line.count('"') % 2 == 1:
         return Context("none", "")
-    m = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", before)
+    # \Z, not $: at the start of a line the word ending the line above is not a prefix
+    m = re.search(r"[A-Za-z_][A-Za-z0-9_]*\Z", before)
     prefix = m.group() if m else ""
     if m and m.start() > 0 and before[m.start() - 1].isdigit():
         return Context("none", "")  # inside a number or a shape: 3x224
@@ -65,21 +66,27 @@ def context(text: str, offset: int) -> Context:
         if re.search(r"(?<![=!<>])=(?!=)", current):
             return Context("value", prefix, callee)
         return Context("argument", prefix, callee)
-    return Context("value" if _in_expression(clean.rstrip()) else "element", prefix)
+    return Context("value" if _in_expression(clean) else "element", prefix)
 
 
 #: A line that is an expression from its keyword on (``let x =``, ``input``, ``if``), or text that ends
 #: where an operand must follow (an operator, ``and``, ``then``...).
 _EXPRESSION_LINE = re.compile(r"(^|\n)[ \t]*(let[ \t]+[A-Za-z_]\w*[ \t]*=|input\b|if\b)[^\n{]*$")
+#: A YAML list item's ``- `` alone on the line before the cursor: a layer goes there, not an operand.
+_YAML_ITEM = re.compile(r"(^|\n)[ \t]*-[ \t]+$")
 _OPERAND_NEXT = re.compile(r"[=+\-*/%<>\[,]$|\b(and|or|not|then|else|if)$")
 
 
-def _in_expression(tail: str) -> bool:
-    """Whether the text before the cursor (comments and strings blanked, spaces stripped) ends in an
-    expression; ``->``, a label's ``:`` or a brace start an element."""
-    if re.search(r"(->|:|\{|\})$", tail):
+def _in_expression(before: str) -> bool:
+    """Whether the text before the cursor (comments and strings blanked) ends in an expression;
+    ``->``, a label's ``:`` or a brace start an element, and so does a new line after a complete
+    ``let``/``input`` line (only an operator ending the line above continues its expression)."""
+    tail = before.rstrip()
+    if re.search(r"(->|:|\{|\})$", tail) or _YAML_ITEM.search(before):
         return False
-    return bool(_EXPRESSION_LINE.search(tail + " ") or _OPERAND_NEXT.search(tail))
+    if _OPERAND_NEXT.search(tail):
+        return True
+    return not before.rstrip(" \t").endswith("\n") and bool(_EXPRESSION_LINE.search(tail + " "))
 
 
 def _strip_strings_only(line: str) -> str:

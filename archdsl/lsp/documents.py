@@ -186,13 +186,18 @@ class Workspace:
         if doc is None:
             return None
         read: set[str] = set()
+        texts: dict[str, str] = {}
 
         def source(path: Path | str, name: str) -> tuple[str, A.SpecFile] | None:
             read.add(_resolved(path))
-            return self.source(path, name)
+            return self.source(path, name, texts)
 
         with spec_source(source):
             res = analyze(doc.path, search_paths=self.search_paths, rules=True if self.rules else None)
+        for name, text in texts.items():
+            # the loader registers a file's text only once it parses: a syntax error's range needs it too
+            if res.sources.line(name, 1) is None:
+                res.sources.register(name, text)
         read.discard(_resolved(doc.path))
         out = DocAnalysis(doc.path, doc.text, doc.version, res, frozenset(read))
         self.latest[uri] = out
@@ -204,12 +209,14 @@ class Workspace:
         """A context in which the loader reads files as the analyses do (open documents first)."""
         return spec_source(self.source)
 
-    def source(self, path: Path | str, name: str) -> tuple[str, A.SpecFile]:
-        """(text, AST) of a file the analysis reads: an open document's text, else the file on disk."""
+    def source(self, path: Path | str, name: str, texts: dict[str, str] | None = None) -> tuple[str, A.SpecFile]:
+        """(text, AST) of a file the analysis reads: an open document's text, else the file on disk;
+        ``texts`` gets each text read by its display name before it is parsed (the parse may fail)."""
         doc = self._by_path.get(_resolved(path))
-        return self._document_source(doc, name) if doc is not None else self._file_source(path, name)
+        return self._document_source(doc, name, texts) if doc is not None else self._file_source(path, name, texts)
 
-    def _document_source(self, doc: Document, name: str) -> tuple[str, A.SpecFile]:
+    def _document_source(self, doc: Document, name: str, texts: dict[str, str] | None = None
+                         ) -> tuple[str, A.SpecFile]:
         """An open document, parsed once per version: one entry per document and display name."""
         key = ("doc", _resolved(doc.path), name)
         stamp = (doc.version, doc.text)
@@ -219,11 +226,14 @@ class Workspace:
             return kept[1]
         self.cache.misses += 1
         text = normalize_text(doc.text, name)
+        if texts is not None:
+            texts[name] = text
         got = (text, parse_source(text, name, yaml=is_yaml(doc.path)))
         self._doc_parses[key] = (stamp, got)
         return got
 
-    def _file_source(self, path: Path | str, name: str) -> tuple[str, A.SpecFile]:
+    def _file_source(self, path: Path | str, name: str, texts: dict[str, str] | None = None
+                     ) -> tuple[str, A.SpecFile]:
         """A file on disk, parsed again only when its modification time or size changes."""
         try:
             st = os.stat(path)
@@ -233,6 +243,8 @@ class Workspace:
         got = self.cache.get(key) if key is not None else None
         if got is None:
             text = read_spec_text(path, name)
+            if texts is not None:
+                texts[name] = text
             got = (text, parse_source(text, name, yaml=is_yaml(path)))
             if key is not None:
                 self.cache.put(key, got)

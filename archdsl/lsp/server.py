@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import os
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ DEFAULT_DEBOUNCE_MS = 200
 SEVERITIES = ("error", "warning", "info")
 log = logging.getLogger("archdsl.lsp")
 F = TypeVar("F", bound=Callable[..., Any])
+#: What ends a line in LSP positions (and for archdsl): not form feeds, U+2028 and the other breaks
+#: of str.splitlines(), which pygls' Document.lines also splits at.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -64,7 +68,9 @@ class ArchdslServer(LanguageServer):
     """The language server: pygls' document sync plus archdsl's :class:`Workspace`."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__("archdsl", __version__)
+        # Full sync: pygls applies incremental changes to its splitlines() lines, which puts an edit on
+        # the wrong line after a form feed or U+2028 in the text; a whole-document change cannot be misplaced.
+        super().__init__("archdsl", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.settings = settings
         self.state = Workspace(settings.search_paths, settings.rules)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -128,13 +134,26 @@ class ArchdslServer(LanguageServer):
 
     def cursor(self, uri: str, pos: types.Position) -> tuple[list[str], int, int]:
         """The document's lines and the cursor as a 0-based line and character index."""
-        doc = self.workspace.get_text_document(uri)
-        lines = [ln.rstrip("\r\n") for ln in doc.lines]
-        line = min(pos.line, max(len(lines) - 1, 0))
-        text = lines[line] if lines else ""
-        char = convert.from_units(text, pos.character, self.workspace.position_codec.encoding) \
-            if pos.line < len(lines) else len(text)
-        return lines, line, char
+        lines = document_lines(self.workspace.get_text_document(uri).source)
+        if pos.line >= len(lines):
+            # the empty line after a final newline (or past the end): nothing there, not the line above
+            return [*lines, ""], len(lines), 0
+        char = convert.from_units(lines[pos.line], pos.character, self.workspace.position_codec.encoding)
+        return lines, pos.line, char
+
+
+def document_lines(source: str) -> list[str]:
+    r"""The document's lines as LSP counts them (``\n``, ``\r\n`` or ``\r`` end one), without their ends;
+    a final line break starts no line of its own."""
+    lines = LINE_BREAK.split(source)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def same_line(da: DocAnalysis, lines: list[str], line: int) -> bool:
+    """Whether ``line`` of the editor's text (``lines``) is the line the analysis read there: a document
+    that does not parse answers from its last analysis that did, whose lines may have moved since."""
+    old = document_lines(da.text)
+    return line < len(old) and line < len(lines) and old[line] == lines[line]
 
 
 def path_of(uri: str, language_id: str | None = None) -> str:
@@ -234,7 +253,9 @@ def _register_features(server: ArchdslServer) -> None:
         da = ls.state.usable(uri)
         if da is None:
             return None
-        _, line, char = ls.cursor(uri, params.position)
+        lines, line, char = ls.cursor(uri, params.position)
+        if not same_line(da, lines, line):
+            return None
         return hover.hover(da, line, char)
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
@@ -282,7 +303,7 @@ def _register_features(server: ArchdslServer) -> None:
         da = ls.state.analysis(uri)
         if da is None or not da.parsed:
             return []
-        n_lines = len(ls.workspace.get_text_document(uri).lines)
+        n_lines = len(document_lines(ls.workspace.get_text_document(uri).source))
         pos = ls.positions(da)
         with ls.state.reading():
             return actions.code_actions(da, uri, n_lines, params.range.start.line, params.range.end.line,
