@@ -171,15 +171,18 @@ def is_symbolic(graph: Graph) -> bool:
     return any(d.get("sym_costs") is not None for _, d in graph.g.nodes(data=True))
 
 
-def _symbolic_figures(graph: Graph) -> dict[str, object]:
+def symbolic_figures(graph: Graph) -> dict[str, object]:
     """params, macs and activations from the expressions of a symbolic analysis (None when a node
     has none): sums of expressions, numbers where the figure does not depend on the size."""
+    from .passes.symbolic import product  # sympy: only for a symbolic analysis
+
     nodes = dict(graph.g.nodes(data=True))
     if any(d.get("sym_costs") is None or d.get("sym_shape") is None for d in nodes.values()):
         return dict.fromkeys(("params", "macs", "activations"))
+    # product(), as summary's activations column: one term per grid, 256·⌊(H+1)/2⌋·⌊(W+1)/2⌋
     return {"params": sum(d["sym_costs"].params for d in nodes.values()),
             "macs": sum(nodes[n]["sym_costs"].macs for n in graph.eval_nodes()),
-            "activations": sum(tensor_elements(d["sym_shape"]) for d in nodes.values()
+            "activations": sum(product(d["sym_shape"]) for d in nodes.values()
                                if d["op"] not in ("input", "output"))}
 
 
@@ -190,7 +193,7 @@ def measure(graph: Graph) -> dict[str, int | None]:
     if not _shaped(graph):
         return {"params": None, "macs": None, "depth": depth, "activations": None}
     if is_symbolic(graph):
-        sym = _symbolic_figures(graph)
+        sym = symbolic_figures(graph)
         return {"params": _concrete(sym["params"]), "macs": _concrete(sym["macs"]), "depth": depth,
                 "activations": _concrete(sym["activations"])}
     return {"params": _concrete(graph.total_params()), "macs": _concrete(graph.eval_macs()), "depth": depth,

@@ -180,6 +180,7 @@ class Task:
 def analyze_point(task: Task) -> Result:
     """Analyze one point: its figures, or its errors with the source lines they point into."""
     from . import metrics
+    from .budget import is_symbolic, symbolic_figures
     from .pipeline import analyze
 
     with limits.scoped(task.limits):
@@ -193,6 +194,15 @@ def analyze_point(task: Task) -> Result:
         return Result(task.point, errors=errors,
                       lines={f: res.sources._lines[f] for f in sorted(files) if f in res.sources._lines})
     assert graph is not None
+    if is_symbolic(graph):
+        # a symbolic input (input 3xHxW): the figures are expressions, as summary --format json
+        # writes them; the concrete costs were computed at one representative size only
+        from .passes.symbolic import expr_source
+
+        sym = symbolic_figures(graph)
+        return Result(task.point, *(None if sym[k] is None else expr_source(sym[k])
+                                    for k in ("params", "macs", "activations")),
+                      metrics.depth(graph))
     return Result(task.point, graph.total_params(), graph.eval_macs(), metrics.activations(graph),
                   metrics.depth(graph))
 

@@ -258,6 +258,33 @@ def test_no_parameters_is_one_point_with_the_defaults() -> None:
     _assert_matches_summary(doc["points"][0], _summary(MOBILENET))
 
 
+def test_a_symbolic_input_gives_the_figures_as_expressions(tmp_path: Path) -> None:
+    """With ``input 3xHxW`` (or ``--input 3xHxW``) MACs, activations and a free classifier's params
+    depend on the size: each point gives the expressions summary --format json gives, evaluated equal
+    to the concrete analysis, not the counts at the one size the concrete passes ran at."""
+    import sympy
+
+    from archdsl.pipeline import analyze
+
+    spec = tmp_path / "free.arch"
+    spec.write_text("network free(c = 8)\ninput 3xHxW\nconv2d(c, 3, stride = 2) -> relu -> flatten -> linear(10)\n")
+    rc, doc, _ = _sweep_json(str(spec), "-p", "c=4,8")
+    assert rc == 0
+    H, W = sympy.Symbol("H", integer=True, positive=True), sympy.Symbol("W", integer=True, positive=True)
+    for point, c in zip(doc["points"], (4, 8)):
+        summary = _summary(str(spec), f"c={c}")
+        assert (point["params"], point["macs"]) == (summary["params"], summary["macs"])
+        assert isinstance(point["params"], str) and not point["pareto"]
+        for h, w in ((3, 3), (31, 20)):
+            g = analyze(spec, {"c": c}, (3, h, w)).graph
+            for key, want in (("params", g.total_params()), ("macs", g.eval_macs()),
+                              ("activations", sum(n["activations"] for n in _summary(
+                                  str(spec), f"c={c}", extra=("--input", f"3x{h}x{w}"))["nodes"]))):
+                assert int(sympy.sympify(point[key], locals={"H": H, "W": W}).subs({H: h, W: w})) == want
+    rc, doc, _ = _sweep_json(MOBILENET, "--input", "3xHxW", "-p", "width_mult=0.5")
+    assert rc == 0 and doc["points"][0]["params"] == 1_968_680 and "floor(H" in doc["points"][0]["macs"]
+
+
 def test_parallel_output_equals_serial() -> None:
     argv = (MOBILENET, "-p", "width_mult=0.25,0.5,0.75,1.0", "-p", "num_classes=10,100", "--format", "json")
     serial, parallel = run("sweep", *argv, "-j", "1"), run("sweep", *argv, "-j", "2")

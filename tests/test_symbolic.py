@@ -70,12 +70,24 @@ def test_symbolic_floor_division_is_exact() -> None:
 
 
 def test_expression_text() -> None:
+    import sympy
+
     from archdsl.passes import symbolic as S
 
     H = S.SYMBOL["H"]
     assert S.expr_text(S.sym_floordiv(H - 1, 2)) == "\u230a(H\u22121)/2\u230b"
     # a chain of strided layers stays one bracket deep
     assert S.expr_text(S.sym_floordiv(S.sym_floordiv(H - 1, 2) - 2, 2)) == "\u230a(H\u22125)/4\u230b"
+    # a ceil_mode pool after a strided conv (googlenet's maxpool1) folds too: ⌈(⌊(H+1)/2⌋−3)/2⌉+1 is
+    # ⌊(H+1)/4⌋, not 1−⌊(3−⌊(H+1)/2⌋)/2⌋
+    conv1 = S._absorb(pool_size(H, 7, 2, 3, 1, False, S.sym_floordiv, S._sym_min))
+    pool1 = S._absorb(pool_size(conv1, 3, 2, 0, 1, True, S.sym_floordiv, S._sym_min))
+    assert S.expr_text(pool1) == "\u230a(H+1)/4\u230b"
+    for k, s in ((2, 2), (3, 2), (3, 3), (5, 3)):
+        e = S._absorb(pool_size(conv1, k, s, 0, 1, True, S.sym_floordiv, S._sym_min))
+        assert e.count(sympy.floor) + e.count(sympy.ceiling) == 1, (k, s, e)
+        assert [S.evaluate(e, h, 0) for h in range(9, 90)] == \
+            [pool_size(pool_size(h, 7, 2, 3, 1, False), k, s, 0, 1, True) for h in range(9, 90)]
     assert fmt_shape((64, S.sym_floordiv(H, 2), 7)) == "64 x \u230aH/2\u230b x 7"
     assert fmt_shape((64, 7, 7)) == "64x7x7"
 
@@ -222,6 +234,108 @@ def test_fixed_size_classifier_accepts_the_sizes_that_keep_its_features(tmp_path
     assert out.graph.symbolic.domain.accepted is None
     fc = out.graph.node(out.graph.by_path("3"))
     assert not isinstance(fc["sym_costs"].params, int)
+
+
+@pytest.mark.parametrize(("conv", "size"), [("conv2d(8, 3, stride = 2)", "\u230a(H\u22121)/2\u230b\u00b7\u230a(W\u22121)/2\u230b"),
+                                            ("conv2d(8, 3)", "(H\u22122)\u00b7(W\u22122)")])
+def test_a_free_classifiers_costs_collect_per_grid(tmp_path: Path, capsys, conv: str, size: str) -> None:
+    """The linear after a size-dependent flatten costs 10 x the flatten's length: its terms join the
+    conv's (296·⌊…⌋·⌊…⌋, not 10·(8·⌊…⌋·⌊…⌋)+216·⌊…⌋·⌊…⌋), and they equal the concrete counts."""
+    import sympy
+
+    spec = _write(tmp_path, f"{conv} -> flatten -> linear(10)\n")
+    assert main(["summary", str(spec)]) == 0
+    assert f"params: 80\u00b7{size}+234   MACs (eval): 296\u00b7{size}   " in capsys.readouterr().out
+    assert main(["summary", "--format", "json", str(spec)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    H, W = sympy.Symbol("H", integer=True, positive=True), sympy.Symbol("W", integer=True, positive=True)
+    for h, w in ((3, 3), (10, 17), (64, 33)):
+        g = analyze(spec, {}, (3, h, w)).graph
+        for key, want in (("params", g.total_params()), ("macs", g.eval_macs())):
+            assert int(sympy.sympify(doc[key], locals={"H": H, "W": W}).subs({H: h, W: w})) == want
+
+
+def test_a_size_given_as_a_number_stays_that_number(tmp_path: Path, capsys) -> None:
+    """``--input 3x40xW``: the domain speaks of W only, the costs hold no H (they once kept it, the
+    cost polynomials' size atoms hiding H from the substitution), and a height outside the domain
+    is E216, not ``valid for H, W ≥ 10`` beside a layer's error."""
+    import sympy
+
+    spec = _write(tmp_path, "conv2d(4, 5) -> maxpool(2) -> conv2d(8, 3, stride = 2) -> global_avgpool\n")
+    assert _symbolic(spec).graph.symbolic.domain.text() == "H, W \u2265 10"
+    assert main(["summary", "--format", "json", "--input", "3x40xW", str(spec)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["domain"]["text"] == "W \u2265 10 (H = 40)" and "H" not in doc["macs"]
+    W = sympy.Symbol("W", integer=True, positive=True)
+    for w in (10, 41):
+        want = analyze(spec, {}, (3, 40, w)).graph.eval_macs()
+        assert int(sympy.sympify(doc["macs"], locals={"W": W}).subs(W, w)) == want
+    res = analyze(spec, {}, (3, 9, "W"))
+    errs = [d for d in res.diags if d.is_error]
+    assert [(d.code, d.loc.line) for d in errs] == [("E216", 1)]  # at the network, as I200
+    assert errs[0].message == "the input height 9 is not valid: the network needs H \u2265 10"
+    assert res.graph.symbolic.domain.empty and not res.graph.symbolic.domain.contains(9, 10)
+    assert main(["check", "--input", "3x9xW", str(spec)]) == 1
+    assert "valid for" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("body", "col"), [("global_avgpool -> conv2d(4, 3)\n", 19),
+                                           ("repeat(30) { conv2d(4, 2, stride = 2) }\n", 14)])
+def test_no_size_at_all_names_the_layer(tmp_path: Path, body: str, col: int) -> None:
+    """A layer that no size up to the search limit fits (once: 'no input size is valid (no H; no W)'
+    at the network line) is named: E216 at that layer."""
+    res = analyze(_write(tmp_path, body))
+    (err,) = [d for d in res.diags if d.is_error]
+    assert (err.code, err.loc.line, err.loc.col) == ("E216", 3, col)
+    assert err.message.startswith("no input height up to 1,048,576 fits this layer (at 1,048,576: conv2d kernel")
+
+
+def test_a_given_size_narrows_a_fixed_classifiers_sizes(tmp_path: Path) -> None:
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput 3x32x32\nconv2d(8, 3, padding = 1)\nmaxpool(4)\nflatten\nfc: linear(10)\n")
+    dom = analyze(spec, {}, (3, 8, "W")).graph.symbolic.domain
+    assert dom.text() == "W \u2208 128\u2013131 (H = 8)" and dom.smallest() == (8, 128)
+    bad = analyze(spec, {}, (3, 12, "W"))
+    (err,) = [d for d in bad.diags if d.is_error]
+    assert err.code == "E216" and err.loc.line == 6 and "with H = 12 (it accepts H \u2208 4\u20137 and" in err.message
+
+
+def _fc_features(spec: Path, h: int, w: int, *paths: str) -> tuple:
+    """The features each linear receives at ``h`` x ``w`` (None when the size fails)."""
+    res = analyze(spec, {}, (3, h, w))
+    g = res.graph
+    return tuple(g.node(g.inputs(g.by_path(p))[0])["shape"] if res.ok else None for p in paths)
+
+
+@pytest.mark.parametrize("between", ["dropout(0.5)\nrelu", "batchnorm"])
+def test_ops_between_flatten_and_linear_still_fix_the_classifier(tmp_path: Path, between: str) -> None:
+    """``flatten -> dropout -> relu -> linear`` (googlenet_paper's head) or a BatchNorm1d between
+    them is a fixed-size classifier too: at 36x36 the linear built for 32x32 would get 32*9*9
+    features instead of 32*8*8."""
+    spec = tmp_path / "n.arch"
+    spec.write_text(f"network n\ninput 3x32x32\nconv2d(32, 3, padding = 1)\nmaxpool(4)\nflatten\n{between}\n"
+                    "fc: linear(10)\n")
+    dom = _symbolic(spec).graph.symbolic.domain
+    assert dom.accepted is not None and dom.classifier is not None
+    assert (tuple(range(32, 36)), tuple(range(32, 36))) in dom.accepted
+    for h, w in ((32, 32), (35, 35), (36, 36), (31, 32), (4, 255), (4, 256), (200, 200)):
+        assert dom.contains(h, w) == (_fc_features(spec, h, w, "fc") == ((2048,),)), (h, w)
+
+
+def test_every_classifier_bounds_the_sizes(tmp_path: Path) -> None:
+    """An aux head's classifier and the main one each fix their features: the domain is the sizes
+    both accept (googlenet_paper: its aux heads alone would allow 255-270, where the main fc gets
+    1024x2x2 features)."""
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput 3x32x32\nconv2d(8, 3, stride = 2, padding = 1)\n"
+                    "aux(weight = 0.3) a: { avgpool(4) -> flatten -> linear(10) }\nmaxpool(2)\n"
+                    "flatten -> dropout(0.5) -> fc: linear(10)\n")
+    dom = _symbolic(spec).graph.symbolic.domain
+    for h in range(1, 72):
+        for w in (16, 32, 35, 66):
+            assert dom.contains(h, w) == (_fc_features(spec, h, w, "a.2", "fc") == ((128,), (512,))), (h, w)
+    paper = _symbolic(SPECS / "googlenet_paper.arch").graph.symbolic.domain
+    assert paper.text() == "H \u2208 223\u2013254 and W \u2208 223\u2013254"
 
 
 # ------------------------------------------------------------------------------------------ summary

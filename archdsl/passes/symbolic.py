@@ -39,6 +39,7 @@ import sympy
 from ..diagnostics import Diagnostic, DiagnosticBag, Loc
 from ..ir import Graph, display_path
 from ..ops import OPS, ChannelsLast, Costs, ShapeError, _conv_out, _pool_out, conv_size, pool_size
+from ..ops import _same as _same_shape
 
 #: The size symbols a spec may use, in input order (height, width).
 SYMBOLS = ("H", "W")
@@ -133,6 +134,12 @@ def sym_floordiv(a: object, s: int) -> sympy.Expr:
     neg = _fold(-a, sympy.ceiling)
     if neg is not None:
         return -sympy.ceiling((neg[0] + neg[1]) / s)
+    # a ceiling division (ceil_mode pools: -(-x // s)) of a floor: -(floor(u) + m) // s ==
+    # -((floor(u) + m + s - 1) // s) == -floor((u + m + s - 1) / s), so ⌊(H+1)/4⌋ rather than
+    # 1−⌊(3−⌊(H+1)/2⌋)/2⌋
+    neg = _fold(-a, sympy.floor)
+    if neg is not None:
+        return -sympy.floor((neg[0] + neg[1] + s - 1) / s)
     return sympy.floor(a / s)
 
 
@@ -374,10 +381,11 @@ def _threshold(graph: Graph, axis: int) -> tuple[int | None, tuple[int, str] | N
     if not fails(1):
         return 1, None
     lo, hi = 1, 2
-    while fails(hi):
+    while failing := fails(hi):
         lo, hi = hi, hi * 2
         if hi > _SEARCH_LIMIT:
-            return None, None
+            # no size up to the limit: the layer failing there is the one to blame (E216 names it)
+            return None, (failing[0].node, failing[0].message)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fails(mid) else (lo, mid)
@@ -491,15 +499,32 @@ class Domain:
     w: AxisDomain
     classifier: Classifier | None = None
     accepted: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] | None = None
+    #: The sizes given as numbers (``input 3x224xW``): (height or None, width or None).
+    given: tuple[int | None, int | None] = (None, None)
 
     @property
     def empty(self) -> bool:
-        """No input size is valid."""
-        return self.h.empty or self.w.empty or self.accepted == ()
+        """No input size is valid (a size given as a number counts: it must be valid)."""
+        if self.h.empty or self.w.empty or self.accepted == ():
+            return True
+        if any(g is not None and not ax.contains(g) for ax, g in zip((self.h, self.w), self.given)):
+            return True
+        return self.accepted is not None and not self._boxes()
+
+    def _boxes(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """The accepted ``(heights, widths)`` boxes narrowed to the given sizes."""
+        out = []
+        for hs, ws in self.accepted or ():
+            hs, ws = ((g,) if g in ns else () if g is not None else ns for ns, g in zip((hs, ws), self.given))
+            if hs and ws:
+                out.append((hs, ws))
+        return out
 
     def contains(self, h: int, w: int) -> bool:
         """Is ``h`` x ``w`` a valid input size?"""
         if not (self.h.contains(h) and self.w.contains(w)):
+            return False
+        if any(g is not None and n != g for n, g in zip((h, w), self.given)):
             return False
         return self.accepted is None or any(h in hs and w in ws for hs, ws in self.accepted)
 
@@ -508,16 +533,26 @@ class Domain:
         if self.empty:
             return None
         if self.accepted is not None:
-            return self.accepted[0][0][0], self.accepted[0][1][0]
-        return self.h.smallest(), self.w.smallest()  # type: ignore[return-value]
+            hs, ws = self._boxes()[0]
+            return hs[0], ws[0]
+        return tuple(g if g is not None else ax.smallest()  # type: ignore[return-value]
+                     for ax, g in zip((self.h, self.w), self.given))
 
     def text(self) -> str:
         """``H, W ≥ 75``; ``H ≥ 33 and H ≡ 1 (mod 32), W ≥ 33 and W ≡ 1 (mod 32)``; for a fixed classifier
-        ``(H, W) ∈ 224–255 × 224–255``."""
+        ``(H, W) ∈ 224–255 × 224–255``; a size given as a number as itself, ``W ≥ 75 (H = 80)``."""
+        gh, gw = self.given
+        fixed = ", ".join(f"{n} = {g}" for n, g in zip(SYMBOLS, self.given) if g is not None)
         if self.accepted is not None:
-            return " or ".join(f"H \u2208 {_runs(hs)} and W \u2208 {_runs(ws)}" for hs, ws in self.accepted) \
-                or "no size"
+            boxes = " or ".join(" and ".join(f"{n} \u2208 {_runs(ns)}" for n, ns, g in zip(SYMBOLS, box, self.given)
+                                             if g is None) for box in self._boxes()) or "no size"
+            if not fixed:
+                return boxes
+            return fixed if gh is not None and gw is not None else f"{boxes} ({fixed})"
         hc, wc = self.h.condition(), self.w.condition()
+        if fixed:
+            free = [c for c, g in ((hc, gh), (wc, gw)) if g is None]
+            return f"{free[0]} ({fixed})" if free else fixed
         if hc.replace("H", "W") == wc:
             return hc.replace("H", "H, W")
         return f"{hc}; {wc}"
@@ -535,23 +570,46 @@ def _runs(ns: Sequence[int]) -> str:
     return text if len(runs) == 1 else "{" + text + "}"
 
 
-def _classifier(graph: Graph) -> Classifier | None:
-    """The first ``flatten -> linear`` on a size-dependent feature map (None when every flatten
-    follows a constant size: a global or adaptive pool); its channels as the concrete shapes
-    give them (0 before the concrete passes ran)."""
+def _classifiers(graph: Graph) -> list[Classifier]:
+    """Every ``flatten -> linear`` on a size-dependent feature map, in graph order (none when every
+    flatten follows a constant size: a global or adaptive pool), the main head's and the aux heads';
+    ops that keep the vector's length (``flatten -> dropout -> linear``) may stand between the two.
+    Their channels as the concrete shapes give them (0 before the concrete passes ran)."""
     rates = _rates(graph)
+    out = []
     for nid in graph.order():
         if graph.node(nid)["op"] != "flatten":
             continue
         src = graph.inputs(nid)[0]
         if not any(rates[src]):
             continue
-        for succ in sorted(graph.g.succ[nid]):
-            if graph.node(succ)["op"] == "linear":
-                shape = graph.node(src)["shape"]
-                channels = shape[0] if shape is not None else 0
-                return Classifier(succ, nid, channels, graph.node(succ)["args"]["in_features"])
-    return None
+        shape = graph.node(src)["shape"]
+        channels = shape[0] if shape is not None else 0
+        for lin in _linears_after(graph, nid):
+            out.append(Classifier(lin, nid, channels, graph.node(lin)["args"]["in_features"]))
+    return out
+
+
+#: Norms that keep a flat vector's length (BatchNorm1d after a flatten): a linear behind them still
+#: receives the flatten's features.
+_LENGTH_KEEPING_NORMS = frozenset(("batchnorm", "layernorm"))
+
+
+def _linears_after(graph: Graph, nid: int) -> list[int]:
+    """The linears fed by ``nid``'s vector directly or through length-keeping ops (their in_features
+    are the vector's length)."""
+    found, todo, seen = [], sorted(graph.g.succ[nid]), set()
+    while todo:
+        succ = todo.pop(0)
+        if succ in seen:
+            continue
+        seen.add(succ)
+        spec = OPS.get(graph.node(succ)["op"])
+        if graph.node(succ)["op"] == "linear":
+            found.append(succ)
+        elif spec is not None and (spec.shape is _same_shape or spec.name in _LENGTH_KEEPING_NORMS):
+            todo += sorted(graph.g.succ[succ])
+    return found
 
 
 def _axis_values(graph: Graph, node: int, axis: int, dom: AxisDomain, target: int) -> tuple[int, ...]:
@@ -595,23 +653,44 @@ def _accepted(graph: Graph, dom: Domain, clf: Classifier) -> tuple:
     return tuple(out)
 
 
-def domain(graph: Graph, probe: Callable[[tuple[int, int]], tuple[int, int] | None] = lambda size: None,
+def _meet(a: tuple, b: tuple) -> tuple:
+    """The sizes both classifiers accept: the pairwise intersections of their size boxes."""
+    out = []
+    for ha, wa in a:
+        for hb, wb in b:
+            hs, ws = tuple(sorted(set(ha) & set(hb))), tuple(sorted(set(wa) & set(wb)))
+            if hs and ws:
+                out.append((hs, ws))
+    return tuple(sorted(out))
+
+
+def domain(graph: Graph, probe: Callable[[tuple[int, int]], list[tuple[int, int]] | None] = lambda size: None,
            declared: tuple[int, int] | None = None) -> Domain:
-    """The input sizes for which the network is valid.  For a size-dependent classifier, ``probe``
-    runs the concrete passes at a size and gives ``(flatten channels, flatten features)``: the
-    features at the ``declared`` size fix its ``in_features`` (unless the spec gives them)."""
+    """The input sizes for which the network is valid.  For size-dependent classifiers, ``probe``
+    runs the concrete passes at a size and gives each one's ``(flatten channels, flatten features)``:
+    the features at the ``declared`` size fix its ``in_features`` (unless the spec gives them).  With
+    several (aux heads), the sizes are those every one accepts."""
     dom = Domain(axis_domain(graph, 0), axis_domain(graph, 1))
-    clf = _classifier(graph)
-    if clf is not None and not dom.h.empty and not dom.w.empty:
-        at = declared or (dom.h.smallest(), dom.w.smallest())
-        found = probe(at)  # type: ignore[arg-type]
-        if found is not None:
-            clf.channels = found[0]
-            if clf.in_features is None and declared is not None:
-                clf.in_features = found[1]
-        dom.classifier = clf
-        if clf.in_features is not None and clf.channels:
-            dom.accepted = _accepted(graph, dom, clf)
+    clfs = _classifiers(graph)
+    if not clfs or dom.h.empty or dom.w.empty:
+        return dom
+    at = declared or (dom.h.smallest(), dom.w.smallest())
+    found = probe(at)  # type: ignore[arg-type]
+    for clf, got in zip(clfs, found or ()):
+        if not got[0]:
+            continue
+        clf.channels = got[0]
+        if clf.in_features is None and declared is not None:
+            clf.in_features = got[1]
+    dom.classifier = clfs[0]
+    for clf in clfs:
+        if clf.in_features is None or not clf.channels:
+            continue
+        own = _accepted(graph, dom, clf)
+        # the classifier named by E216 when nothing is left: the first that cuts the sizes to none
+        if dom.accepted is None or dom.accepted:
+            dom.classifier = clf
+        dom.accepted = own if dom.accepted is None else _meet(dom.accepted, own)
     return dom
 
 
@@ -669,12 +748,25 @@ def _merge_diagnostics(graph: Graph, dom: Domain) -> list[Diagnostic]:
 
 def _empty_error(graph: Graph, dom: Domain, where: Loc) -> Diagnostic:
     """E216 for an empty domain not explained by one merge: the classifier, or merges together."""
+    for ax, g in zip((dom.h, dom.w), dom.given):
+        if g is not None and not ax.empty and not ax.contains(g):
+            return Diagnostic("E216", f"the input {('height', 'width')[ax.axis]} {g} is not valid: the network needs "
+                                      f"{ax.condition()}", where)
     clf = dom.classifier
-    if clf is not None and dom.accepted == ():
+    if clf is not None and dom.accepted is not None and not dom._boxes():
         data = graph.node(clf.linear)
-        return Diagnostic("E216", f"no input size gives this classifier its {clf.in_features} in_features",
+        fixed = ", ".join(f"{n} = {g}" for n, g in zip(SYMBOLS, dom.given) if g is not None)
+        with_given = f" with {fixed} (it accepts {Domain(dom.h, dom.w, clf, dom.accepted).text()})" if dom.accepted \
+            else ""
+        return Diagnostic("E216", f"no input size gives this classifier its {clf.in_features} in_features{with_given}",
                           data["loc"], path=display_path(data["path"]),
                           hint="end the features with a global or adaptive pool to accept every size")
+    for ax in (dom.h, dom.w):
+        if ax.start is None and ax.bound is not None:
+            data = graph.node(ax.bound[0])
+            return Diagnostic("E216", f"no input {('height', 'width')[ax.axis]} up to {_SEARCH_LIMIT:,} fits this "
+                                      f"layer (at {_SEARCH_LIMIT:,}: {ax.bound[1]})", data["loc"],
+                              path=display_path(data["path"]))
     return Diagnostic("E216", f"no input size is valid ({dom.h.condition()}; {dom.w.condition()})", where)
 
 
@@ -712,7 +804,7 @@ def annotate(graph: Graph) -> None:
         if any(s is None for s in ins):
             continue
         # costs are polynomials in the sizes (each size a symbol of its own, see _atom): they
-        # collect into one term per grid, 393216·(⌊(H−75)/32⌋+1)·(⌊(W−75)/32⌋+1)
+        # collect into one term per grid, 393216·⌊(H−43)/32⌋·⌊(W−43)/32⌋
         cost = OPS[data["op"]].cost(data["args"], [_atoms(s) for s in ins], _atoms(data["sym_shape"])) if ins \
             else Costs()
         data["sym_costs"] = Costs(*(_int_or(v) for v in (cost.params, cost.macs)))
@@ -720,6 +812,9 @@ def annotate(graph: Graph) -> None:
 
 #: Symbols standing for size expressions in cost polynomials (named as the size prints).
 _ATOMS: dict[sympy.Symbol, sympy.Expr] = {}
+#: The other way: each size expression's symbol (printing one costs about 1 ms, and a network has
+#: thousands of layers on a few grids: DenseNet-201 printed 6,400 sizes, 8 s of a 10 s check).
+_ATOM_OF: dict[sympy.Expr, sympy.Symbol] = {}
 
 
 def _atom(e: object) -> object:
@@ -729,10 +824,17 @@ def _atom(e: object) -> object:
         return int(e)
     if e.is_Symbol:
         return e
+    if e.is_Mul:
+        # a flatten's length, 8·⌊(H−1)/2⌋·⌊(W−1)/2⌋: the product of the sizes' own atoms, so that a
+        # linear's cost collects with the rest of its grid (80·⌊…⌋·⌊…⌋, not 10·(8·⌊…⌋·⌊…⌋))
+        return sympy.Mul(*(_atom(a) for a in e.args))
+    if e in _ATOM_OF:
+        return _ATOM_OF[e]
     text = expr_text(e)
     name = text if text[0] in "\u230a\u2308" and text[-1] in "\u230b\u2309" else f"({text})"
     sym = sympy.Symbol(name, integer=True, positive=True)
     _ATOMS[sym] = e
+    _ATOM_OF[e] = sym
     return sym
 
 
@@ -758,7 +860,8 @@ def _substitute(shape: tuple, entry: tuple | None, graph: Graph, nid: int, sizes
         src = graph.inputs(nid)[0]
         prev = graph.node(src).get("sym_shape")
         if prev is not None:
-            return (_int_or(sympy.expand(math.prod(prev))),)
+            # kept a product, 8·(H−2)·(W−2), as the sizes print (and as _atom splits it for the costs)
+            return (_int_or(sympy.Mul(*prev)),)
     return shape
 
 
@@ -799,13 +902,14 @@ def run(graph: Graph, declared: tuple | None, where: Loc,
     c = sym[0]
     dom = domain(graph, lambda size: _probe(graph, (c, *size), concrete),
                  (declared[1], declared[2]) if declared is not None else None)
+    given = [d if isinstance(d, int) else None for d in sym[1:]]
+    dom.given = (given[0], given[1])
     diags = domain_diagnostics(graph, dom, where)
     graph.symbolic = SymbolicInfo(tuple(sym), dom)
     rep = dom.smallest()
     if rep is None:
         graph.input_shape = None
         return diags
-    given = [d if isinstance(d, int) else None for d in sym[1:]]
     if declared is not None and dom.contains(declared[1], declared[2]):
         rep = declared[1], declared[2]
     rep = tuple(g if g is not None else r for g, r in zip(given, rep))
@@ -830,22 +934,25 @@ def _fix_axis(data: dict, symbol: sympy.Symbol, value: int) -> None:
         data["sym_shape"] = ChannelsLast(new) if isinstance(s, ChannelsLast) else new
     if data.get("sym_costs") is not None:
         cs = data["sym_costs"]
-        data["sym_costs"] = Costs(*(_int_or(sympy.sympify(v).subs(symbol, value)) for v in (cs.params, cs.macs)))
+        # real(): the costs are polynomials in size atoms (_atom), which hide H and W from subs
+        data["sym_costs"] = Costs(*(_int_or(sympy.sympify(real(v)).subs(symbol, value)) for v in (cs.params, cs.macs)))
 
 
-def _probe(graph: Graph, shape: tuple, concrete: Callable[[tuple, DiagnosticBag], None]) -> tuple[int, int] | None:
-    """The classifier's flatten channels and features with the concrete passes at ``shape`` (their
+def _probe(graph: Graph, shape: tuple, concrete: Callable[[tuple, DiagnosticBag], None]) -> list[tuple[int, int]] | None:
+    """Each classifier's flatten channels and features with the concrete passes at ``shape`` (their
     findings dropped: this run only measures), the shapes cleared after."""
     sym = graph.input_shape
     graph.input_shape = tuple(shape)
     concrete(graph.input_shape, DiagnosticBag())
-    clf = _classifier(graph)
-    src = graph.node(graph.inputs(clf.flatten)[0])["shape"] if clf is not None else None
-    feats = graph.node(clf.flatten)["shape"] if clf is not None else None
+    found = []
+    for clf in _classifiers(graph):
+        src = graph.node(graph.inputs(clf.flatten)[0])["shape"]
+        feats = graph.node(clf.flatten)["shape"]
+        found.append((src[0], feats[0]) if src is not None and feats is not None else (0, 0))
     for nid in graph.order():
         graph.node(nid)["shape"] = None
     graph.input_shape = sym
-    return (src[0], feats[0]) if src is not None and feats is not None else None
+    return found or None
 
 
 @dataclass
