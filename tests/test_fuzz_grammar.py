@@ -52,6 +52,9 @@ VOCAB = _EASY_OPS + sorted(set(PUBLIC_OPS) - set(_EASY_OPS)) + [
 ]
 
 
+#: Sizes after the channels of a symbolic input shape (only H and W, in that place, are sizes).
+SIZES = ["H", "W", "8", "0", "C", "_", "H2"]
+
 #: How much likelier a rule's non-recursive alternatives are than its recursive ones.
 WEIGHT = 4
 
@@ -80,7 +83,10 @@ def _explicit(start: str) -> dict[str, st.SearchStrategy[str]]:
         "INT": _pad(st.one_of(st.integers(0, 16), st.integers(0, 300)).map(str)),
         "FLOAT": _pad(st.sampled_from(["0.5", "1e-3", ".25", "2.", "1.0e2", "0.0", "3E+1"])),
         "SHAPE": _pad(st.one_of(st.lists(st.integers(1, 24), min_size=3, max_size=3),  # mostly C x H x W
-                                st.lists(st.integers(0, 24), min_size=2, max_size=4))
+                                st.lists(st.integers(0, 24), min_size=2, max_size=4),
+                                # symbolic sizes (3xHxW), right and wrong (3xWxH, 3xCxW, 3xHxWxH)
+                                st.tuples(st.integers(0, 24), st.lists(st.sampled_from(SIZES), min_size=1, max_size=3))
+                                .map(lambda t: [t[0], *t[1]]))
                       .map(lambda ds: "x".join(map(str, ds)))),
         "STRING": _pad(st.one_of(st.sampled_from(["relu", "same", "fan_out", "layer", "R302", "lib/x.arch",
                                                   "a\x85b", "\u2028", "\x0b\x0c", "é😀", "\ufeff", "#: -"]),

@@ -53,6 +53,9 @@ ALLOWED: dict[tuple[str, str, str], tuple[int, str]] = {
     ("archdsl/backends/extras.py", "<module>", "from importlib import"): (
         1, "importlib.metadata only: reads the installed versions and Requires-Dist of torch, torchvision and "
            "the onnx packages (text) for install hints; imports no module"),
+    ("archdsl/frontend/yaml_frontend.py", "_relocate", "getattr"): (
+        1, "reads an AST dataclass's own fields by the names dataclasses.fields() lists (never a name from a "
+           "spec) to rebuild it with every location replaced"),
     ("archdsl/train/config.py", "?", "compile (as a value)"): (
         1, "a dataclass field named compile (TrainConfig.compile, the --compile option: torch.compile); "
            "it shadows the builtin inside the class body only and calls nothing"),

@@ -46,6 +46,7 @@ laughs costs a few thousand steps) before anything walks it (E150, E152).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 
@@ -100,9 +101,17 @@ class _Walker:
             raise self.fail(node, f"integer too large ({len(node.value)} digits)",
                             int_limit_hint(self.max_int_digits), code="E151")
         try:
-            return self.scalars.construct_object(node)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
-            raise self.fail(node, f"bad YAML value: {exc}") from None
+            value = self.scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError, IndexError, KeyError):
+            # PyYAML's constructors index into the text: an explicitly tagged empty or sign-only
+            # scalar (!!int '', !!float '_', !!bool x) raises IndexError or KeyError, not a YAMLError.
+            kind, shown = node.tag.rsplit(":", 1)[-1], node.value[:40] + ("..." if len(node.value) > 40 else "")
+            raise self.fail(node, f"bad YAML value: {shown!r} is not a valid {kind}") from None
+        if type(value) is int and len(str(abs(value))) > self.max_int_digits + 1:
+            # The text language refuses such a literal: refused here too, a converted spec parses.
+            raise self.fail(node, f"integer too large ({len(str(abs(value)))} digits)",
+                            int_limit_hint(self.max_int_digits), code="E151")
+        return value
 
     def string(self, node: Node, what: str) -> str:
         value = self.scalar(node)
@@ -143,20 +152,24 @@ class _Walker:
         if node.tag != tag:
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed", "archdsl YAML uses plain lists and mappings")
 
-    def fragment(self, node: Node, start: str, text: str | None = None) -> object:
+    def fragment(self, node: Node, start: str) -> object:
         """Parse a scalar's text with the text grammar's ``start`` rule, keeping positions."""
         key = (id(node), start)
-        if text is None and key in self.fragments:
-            return self.fragments[key]
-        src = text if text is not None else self.string(node, "this value")
-        quoted = 1 if node.style in ("'", '"') else 0
-        if text is None:
-            src = _located_source(node, src)
-        result = parse_text(src, self.file, start=start, line_offset=node.start_mark.line,
-                            col_offset=node.start_mark.column + quoted)
-        if text is None:
-            self.fragments[key] = result
-        return result
+        if key not in self.fragments:
+            src, line, col, exact = _located_source(node, self.string(node, "this value"))
+            self.fragments[key] = self.parse_at(src, start, line, col, exact)
+        return self.fragments[key]
+
+    def parse_at(self, src: str, start: str, line: int, col: int, exact: bool) -> object:
+        """Parse ``src`` as if it began at 0-based ``line``, ``col``; not ``exact``: every position
+        in it (a diagnostic's, the AST's) is that start."""
+        try:
+            result = parse_text(src, self.file, start=start, line_offset=line, col_offset=col)
+        except DiagnosticError as exc:
+            if exact:
+                raise
+            raise DiagnosticError(dataclasses.replace(exc.diagnostic, loc=Loc(self.file, line + 1, col + 1))) from None
+        return result if exact else _relocate(result, Loc(self.file, line + 1, col + 1))
 
     # ------------------------------------------------------------------ expressions
     def expr(self, node: Node) -> A.Expr:
@@ -202,9 +215,13 @@ class _Walker:
             raise self.fail(node, f"{what} must look like name(param, other = default), got {text!r}", code="E001")
         params: tuple = ()
         if m.group(2) is not None:
-            quoted = 1 if node.style in ("'", '"') else 0
-            params = parse_text(m.group(2), self.file, start="params_start", line_offset=node.start_mark.line,
-                                col_offset=node.start_mark.column + quoted + m.start(2))
+            # The parameters parse in place: the name before them is blanked, line breaks kept.
+            src, line, col, exact = _located_source(node, text)
+            inner = _HEADER.match(src) if exact else None
+            if inner is None:  # a quoted scalar folded over lines: the parameters are located at the value
+                inner, exact = m, False
+            params = self.parse_at(re.sub(r"[^\n]", " ", src[:inner.start(2)]) + inner.group(2), "params_start",
+                                   line, col, exact)
         return m.group(1), params
 
     def network(self, node: Node) -> A.NetworkDecl:
@@ -229,11 +246,15 @@ class _Walker:
 
     def symbolic_dims(self, node: Node, text: str) -> tuple[A.Expr, ...]:
         """``3xHxW``: numbers, and the size symbols as names, each located at its column."""
-        quoted = 1 if isinstance(node, ScalarNode) and node.style in ("'", '"') else 0
-        col = node.start_mark.column + 1 + quoted + (len(text) - len(text.lstrip()))
+        src, line, col, exact = _located_source(node, text)
+        if exact:  # the shape has no spaces inside: it sits on one line of the located text
+            lead = len(src) - len(src.lstrip())
+            before = src.rfind("\n", 0, lead)
+            line, col = (line + src.count("\n", 0, lead), lead - before - 1) if before >= 0 else (line, col + lead)
+        col += 1
         dims: list[A.Expr] = []
         for i, part in enumerate(text.strip().split("x")):
-            at = Loc(self.file, node.start_mark.line + 1, col)
+            at = Loc(self.file, line + 1, col)
             if part.isdigit() and len(part) <= self.max_int_digits + 1:
                 dims.append(A.Num(int(part), self.loc(node)))
             elif part.isdigit():
@@ -246,7 +267,7 @@ class _Walker:
                 raise DiagnosticError(Diagnostic(
                     "E114", f"'{part}' is not a size: {where}", at,
                     hint="write the height as H and the width as W for every size: input 3xHxW (or 3x224xW)"))
-            col += len(part) + 1
+            col += len(part) + 1 if exact else 0  # a folded quoted value: all at its start
         return tuple(dims)
 
     def budget(self, node: Node) -> tuple[A.BudgetItem, ...]:
@@ -256,7 +277,10 @@ class _Walker:
         items = self.sequence(node) if isinstance(node, SequenceNode) else [node]
         out = []
         for key, kn, vn in (entry for item in items for entry in self.mapping(item)):
-            _check_name(self, kn, key, escapable=False)  # printed as text, the key must read as a name
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):  # printed as text, the key must read as a name
+                raise self.fail(kn, f"{key!r} is not a valid budget figure", code="E001",
+                                hint="the figures are params, macs, depth and activations")
+            # A keyword reads as a name there in the text language too: analysis reports the unknown figure (E402).
             if isinstance(vn, ScalarNode) and isinstance(self.scalar(vn), str):
                 value, unit = self.fragment(vn, "bound_start")
             else:
@@ -444,22 +468,52 @@ class _Walker:
         return cls(args, var, body, None, self.loc(node))
 
 
-def _located_source(node: Node, value: str) -> str:
-    """The text to parse for a scalar so that positions map back to the YAML source.
+#: Anchors and tags before a node's value (``&a``, ``!!str``, ``!<tag:...>``), the space and comments after them.
+_PROPERTIES = re.compile(r"(?:(?:[&!]\S*|#[^\n]*)\s+)*")
 
-    A plain or block (``|``, ``>``) scalar spanning several lines is folded by YAML; whitespace means
-    nothing to the text grammar, so its raw source slice parses the same while keeping every token
-    on its real line and column (a block scalar's header line is blanked).  Quoted multi-line
-    scalars may hold escapes, so their folded value is parsed instead."""
+
+def _located_source(node: Node, value: str) -> tuple[str, int, int, bool]:
+    """``(text, line, col, exact)``: the text to parse for a scalar, and the 0-based line and column
+    of its first character, so that positions map back to the YAML source.
+
+    The node's marks start at its anchor or tag, if any: the value starts after them (perhaps on a
+    later line).  A plain or block (``|``, ``>``) scalar spanning several lines is folded by YAML;
+    whitespace means nothing to the text grammar, so its raw source slice parses the same while
+    keeping every token on its real line and column (a block scalar's header line is blanked).  So
+    does a quoted one without escapes ('' or backslashes) or string quotes inside.  Otherwise
+    (``exact`` False) a multi-line quoted scalar's folded value is parsed and every position in it
+    is the value's start."""
     start, end = node.start_mark, node.end_mark
     buffer = getattr(start, "buffer", None)
-    if end.line == start.line or node.style not in (None, "|", ">") or not isinstance(buffer, str):
-        return value
-    raw = buffer[start.index:end.index].rstrip("\0")
+    if not isinstance(buffer, str):  # pragma: no cover - composed from a str, PyYAML keeps it
+        return value, start.line, start.column, True
+    at = _PROPERTIES.match(buffer, start.index, end.index).end()
+    line = start.line + buffer.count("\n", start.index, at)
+    col = at - (buffer.rfind("\n", 0, at) + 1)
+    quoted = node.style in ("'", '"')
+    if quoted:
+        at, col = at + 1, col + 1
+    if "\n" not in buffer[at:end.index]:  # on one line: a line break in the value is an escape (\n)
+        return value, line, col, "\n" not in value
+    raw = buffer[at:end.index - 1 if quoted else end.index].rstrip("\0")
     if node.style in ("|", ">"):
         newline = raw.find("\n")
         raw = " " * newline + raw[newline:] if newline >= 0 else ""
-    return raw
+    elif quoted and any(c in raw for c in "\\'\""):
+        return value, line, col, False
+    return raw, line, col, True
+
+
+def _relocate(tree: object, loc: Loc) -> object:
+    """``tree`` (AST nodes, tuples of them) with every location replaced by ``loc``."""
+    if isinstance(tree, Loc):
+        return loc
+    if isinstance(tree, tuple):
+        return tuple(_relocate(t, loc) for t in tree)
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        return dataclasses.replace(tree, **{f.name: _relocate(getattr(tree, f.name), loc)
+                                            for f in dataclasses.fields(tree) if f.init})
+    return tree
 
 
 def _check_name(w: _Walker, node: Node, name: str, escapable: bool = True) -> str:
@@ -475,8 +529,6 @@ def _check_name(w: _Walker, node: Node, name: str, escapable: bool = True) -> st
 
 
 def _relabel(el: A.Element, label: str, w: _Walker, node: Node) -> A.Element:
-    import dataclasses
-
     if getattr(el, "label", None) is not None:
         raise w.fail(node, f"element already labelled '{el.label}'")
     return dataclasses.replace(el, label=label)
