@@ -101,7 +101,7 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     'E215': ('groupnorm groups that do not divide the channels',
              'groupnorm groups that do not divide the channels'),
     'E216': ('A symbolic input',
-             'A symbolic input (input 3xHxW, --input 3xHxW) for which no size is valid: the branches of a concat, residual add or gate never agree along an axis (located at the merge), a fixed-size classifier (flatten -> linear whose in_features the declared size fixes) that no size feeds, or conditions that exclude each other'),
+             'A symbolic input (input 3xHxW, --input 3xHxW) for which no size is valid: the branches of a concat, residual add or gate never agree along an axis (located at the merge), a fixed-size classifier (flatten -> linear whose in_features the declared size fixes) that no size feeds, conditions that exclude each other, a layer that no size up to 2^20 fits (located at the layer), or a size given as a number (--input 3x2xW) outside the domain'),
     'E301': ('Unknown loss in a loss line',
              'Unknown loss in a loss line (with a did-you-mean hint)'),
     'E302': ('Unknown op family in an init OP: line',

@@ -132,19 +132,21 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
 def summary_json(graph: Graph, depth: int | None = None) -> dict:
     """The ``summary --format json`` document."""
     main = graph.main_output
+    macs = _total(graph, "macs", eval_only=True)
     doc = {
         "network": graph.name,
         "input": list(_input(graph)) if graph.input_shape else None,
         "params": _json_count(_total(graph, "params")),
-        "macs": _json_count(_total(graph, "macs", eval_only=True)),
+        "macs": _json_count(macs),
         "output": _json_dims(_node_shape(graph.node(main))) if main is not None else None,
         "outputs": {name: _json_dims(_out_shape(graph, nid)) for name, nid in graph.outputs.items()},
         "nodes": [r.to_json() for r in rows(graph, depth)],
     }
     if graph.symbolic is not None:
-        from .passes.symbolic import domain_json, expr_text
+        from .passes.symbolic import domain_json
 
-        doc["macs_text"] = expr_text(doc["macs"]) if isinstance(doc["macs"], str) else None
+        # the expression itself, printed as the text summary prints it (⌊(H+1)/2⌋), not its sympy source
+        doc["macs_text"] = _fmt_int(macs) if type(macs) is not int else None
         doc["domain"] = domain_json(graph.symbolic.domain)
         doc["representative_input"] = list(graph.input_shape)
     return doc
@@ -205,14 +207,26 @@ def render_markdown(graph: Graph, depth: int | None = None) -> str:
 
 
 def render_csv(graph: Graph, depth: int | None = None) -> str:
-    """CSV with raw integers (no thousands separators)."""
+    """CSV with raw integers (no thousands separators); for a symbolic input, expressions in the
+    machine form JSON uses (sympy's syntax, ``9408*floor(H/2 + 1/2)*floor(W/2 + 1/2)``), which a
+    program can parse, the output's dimensions joined by ``x``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["module", "op", "output", "params", "macs", "activations", "rf_h", "rf_w"])
     for r in rows(graph, depth):
-        w.writerow([r.path, r.op, fmt_shape(r.shape) if r.shape else "", r.params, r.macs, r.activations,
-                    r.rf[0] if r.rf else "", r.rf[1] if r.rf else ""])
+        w.writerow([r.path, r.op, _csv_shape(r.shape), _json_count(r.params), _json_count(r.macs),
+                    _json_count(r.activations), r.rf[0] if r.rf else "", r.rf[1] if r.rf else ""])
     return buf.getvalue()
+
+
+def _csv_shape(shape: tuple | None) -> str:
+    """``64x56x56``; a symbolic one as ``64xfloor(H/2 + 1/2)xfloor(W/2 + 1/2)`` (sympy's syntax)."""
+    if not shape:
+        return ""
+    if all(type(d) is int for d in shape):
+        return fmt_shape(shape)
+    text = "x".join(str(d) for d in _json_dims(shape))
+    return f"{text} (channels-last)" if channels_last(shape) else text
 
 
 def render_text(graph: Graph, depth: int | None = None) -> str:

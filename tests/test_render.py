@@ -391,3 +391,50 @@ def test_parameters_change_the_drawing(tmp_path: Path) -> None:
                  "--no-rules"]) == 0
     text = out.read_text(encoding="utf-8")
     assert "aux1" not in text and "inception4a" in text
+
+
+# ------------------------------------------------------------------------------ symbolic input sizes
+
+
+def _symbolic_model(spec: Path, depth: int | None = None) -> tuple[object, str]:
+    res = analyze(spec, {}, (3, "H", "W"))
+    assert res.graph is not None and res.graph.symbolic is not None
+    model = R.build_model(res.graph, show=frozenset(R.SHOW_KEYS))
+    return res.graph, R.to_dot(model, R.initial_open(model, depth))
+
+
+def test_symbolic_diagram_shows_expressions_as_summary_does() -> None:
+    """Title, node and block labels, tooltips: the expressions, not the representative size's values."""
+    g, dot = _symbolic_model(SPECS / "resnet18.arch")
+    rep = analyze(SPECS / "resnet18.arch", {}, g.input_shape).graph  # the representative size, concrete
+    assert g.symbolic.representative == g.input_shape
+    conv1 = next(d for _, d in rep.g.nodes(data=True) if d["path"] == "conv1")
+    for value in (R.fmt_count(rep.eval_macs()), f"{conv1['costs'].macs:,}", R.fmt_count(conv1["costs"].macs)):
+        assert value not in dot, value
+    summary_macs = report.totals_line(g).split("MACs (eval): ", 1)[1].split("   ", 1)[0]
+    assert "\u230a" in summary_macs and f"{summary_macs} MACs (eval)" in dot
+    assert "9408·⌊(H+1)/2⌋·⌊(W+1)/2⌋ MACs" in dot  # conv1's label
+    assert "| 9408·⌊(H+1)/2⌋·⌊(W+1)/2⌋ MACs |" in dot  # and its tooltip
+    _, collapsed = _symbolic_model(SPECS / "resnet18.arch", depth=1)
+    assert "147456·⌊(H+3)/4⌋·⌊(W+3)/4⌋ MACs" in collapsed  # layer1 as a block: its MACs summed
+
+
+def test_symbolic_diagram_params_of_a_size_dependent_classifier(tmp_path: Path) -> None:
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput 3xHxW\nconv2d(8, 3)\nflatten\nfc: linear(10)\n")
+    g, dot = _symbolic_model(spec)
+    assert "80·(H−2)·(W−2)+10 params" in dot and "80·(H−2)·(W−2)+234 params" in dot  # fc, and the title
+    fc = next(d for _, d in g.g.nodes(data=True) if d["path"] == "fc")
+    assert f"{R.fmt_count(fc['costs'].params)} params" not in dot
+
+
+@needs_dot
+def test_symbolic_html_and_mermaid_carry_expressions(tmp_path: Path) -> None:
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput 3xHxW\nconv2d(8, 3)\nflatten\nfc: linear(10)\n")
+    assert main(["render", str(spec), "-o", str(tmp_path / "n.html"), "--show", "all"]) == 0
+    page = (tmp_path / "n.html").read_text(encoding="utf-8")
+    assert '<span class="stats">3 layers · 80·(H−2)·(W−2)+234 params' in page
+    assert '"macs": "80·(H−2)·(W−2)"' in page or '"macs":"80·(H−2)·(W−2)"' in page  # the viewer's details
+    assert main(["render", str(spec), "-o", str(tmp_path / "n.mmd"), "--show", "all"]) == 0
+    assert "80·(H−2)·(W−2) MACs" in (tmp_path / "n.mmd").read_text(encoding="utf-8")

@@ -169,6 +169,20 @@ def test_inception_v3_without_aux_is_valid_from_75() -> None:
     assert res.graph.input_shape == (3, 299, 299)  # the declared size, inside the domain
 
 
+def test_bound_names_only_the_symbolic_axis_when_the_other_is_given() -> None:
+    """``--input 3x80xW``: H is 80, so I201 bounds W alone; an invalid given height keeps its bound, which
+    explains the E216."""
+    res = analyze(INCEPTION, {"aux_logits": False}, (3, 80, "W"))
+    (bound,) = _codes(res, "I201")
+    assert "smallest input size, W \u2265 75 (at W = 74:" in bound.message and "H" not in bound.message
+    assert "input width" in bound.message and bound.evidence == {"bound": {"W": 75}}
+    assert res.graph.symbolic.domain.text() == "W \u2265 75 (H = 80)"
+    bad = analyze(INCEPTION, {"aux_logits": False}, (3, 70, "W"))
+    assert any("input height 70 is not valid" in d.message for d in _codes(bad, "E216"))
+    (bound,) = _codes(bad, "I201")
+    assert "H, W \u2265 75" in bound.message
+
+
 def test_inception_v3_with_aux_needs_299() -> None:
     res = _symbolic(INCEPTION, aux_logits=True)
     assert res.graph.symbolic.domain.text() == "H, W \u2265 299"

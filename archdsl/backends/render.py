@@ -99,6 +99,36 @@ def _shown(data: dict) -> Sequence | None:
     return data.get("sym_shape") or data["shape"]
 
 
+def _costs(data: dict) -> Any:
+    """A node's costs as drawn: for a symbolic input its MACs (and a size-dependent classifier's
+    params) as expressions, not their values at the representative size the passes ran at."""
+    return data.get("sym_costs") or data["costs"]
+
+
+def fmt_cost(n: object) -> str:
+    """A count in a label: short (``1.81G``), or a symbolic input's expression as ``summary`` prints it."""
+    return fmt_count(n) if type(n) is int else dim_text(n)
+
+
+def _exact(n: object) -> str:
+    """A count in a tooltip or the viewer: ``118,013,952``, or the expression."""
+    return f"{n:,}" if type(n) is int else dim_text(n)
+
+
+def _info_count(n: object) -> int | str:
+    """A count for the view model (plain JSON): an int, or a symbolic input's expression as text."""
+    return n if type(n) is int else dim_text(n)
+
+
+def _scope_total(graph: Graph, key: str, members: Sequence[int]) -> object:
+    """A scope's params or MACs: a plain sum, an expression for a symbolic input."""
+    if graph.symbolic is None:
+        return sum(getattr(graph.node(n)["costs"], key) for n in members)
+    from ..passes.symbolic import total  # sympy only where a size is symbolic
+
+    return total(graph, key, members)
+
+
 def _pair(v: Any) -> str:
     if isinstance(v, tuple) and len(v) == 2:
         return str(v[0]) if v[0] == v[1] else f"{v[0]}{TIMES}{v[1]}"
@@ -212,6 +242,8 @@ class Model:
     roots: list[str]
     legend: dict[str, Any]
     scope_by_path: dict[str, str] = field(default_factory=dict)
+    #: The total params as the viewer's header shows them: an expression for a symbolic input.
+    params_text: str = "?"
 
     def to_json(self) -> dict[str, Any]:
         """The model as the viewer reads it."""
@@ -323,7 +355,7 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
     for nid, d in g.nodes(data=True):
         op, args = d["op"], d["args"]
         fam = OPS[op].family if op in OPS else "misc"
-        costs = d["costs"]
+        costs = _costs(d)
         aux = nid not in trunk
         if op == "input":
             text = f"input {fmt_shape(graph.symbolic.input if graph.symbolic else d['shape'])}"
@@ -342,9 +374,9 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         if local and local != op and op not in ("input", "output"):
             lines.append(("s", str(local)))
         if "params" in show and costs.params:
-            lines.append(("s", f"{fmt_count(costs.params)} params"))
+            lines.append(("s", f"{fmt_cost(costs.params)} params"))
         if "macs" in show and costs.macs:
-            lines.append(("s", f"{fmt_count(costs.macs)} MACs"))
+            lines.append(("s", f"{fmt_cost(costs.macs)} MACs"))
         node_finds = finds_by_node.get(nid, [])
         if node_finds:
             lines.append(("r", " ".join(sorted({f.code for f in node_finds}))))
@@ -382,8 +414,8 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "op": op,
             "args": args_text(args) if op not in ("input", "output") else "",
             "shape": fmt_shape(_shown(d)),
-            "params": costs.params,
-            "macs": costs.macs,
+            "params": _info_count(costs.params),
+            "macs": _info_count(costs.macs),
             "rf": _rf_text(d["rf"]),
             "loc": f"{Path(d['loc'].file).name}:{d['loc'].line}" if d["loc"] and d["loc"].line else "",
             "findings": [f"{f.code}: {f.message}" for f in node_finds],
@@ -403,8 +435,8 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         scope_by_path[p] = sid
         info_s = graph.scopes[p]
         mem = members[p]
-        params = sum(g.nodes[n]["costs"].params for n in mem)
-        macs = sum(g.nodes[n]["costs"].macs for n in mem)
+        params = _scope_total(graph, "params", mem)
+        macs = _scope_total(graph, "macs", mem)
         aux = all(n not in trunk for n in mem)
         aux_head = aux and not (parent[p] and all(n not in trunk for n in members[parent[p]]))
         last = mem[-1]
@@ -422,9 +454,9 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         head = f"{name}: {what}" if info_s.block else f"{name} ({what})" if kind != "group" else name
         extras = []
         if params:
-            extras.append(f"{fmt_count(params)} params")
+            extras.append(f"{fmt_cost(params)} params")
         if "macs" in show and macs:
-            extras.append(f"{fmt_count(macs)} MACs")
+            extras.append(f"{fmt_cost(macs)} MACs")
         if aux_head:
             extras.append("aux head, training only")
         cl_label = [("b", head)] + ([("s", " · ".join(extras))] if extras else [])
@@ -446,9 +478,9 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
         if not block_like:
             del cluster["fillcolor"]
         col_lines = [("b", name), ("", what)]
-        stats = [f"{fmt_count(params)} params"] if params else []
+        stats = [f"{fmt_cost(params)} params"] if params else []
         if "macs" in show and macs:
-            stats.append(f"{fmt_count(macs)} MACs")
+            stats.append(f"{fmt_cost(macs)} MACs")
         if stats:
             col_lines.append(("s", " · ".join(stats)))
         if aux_head:
@@ -469,8 +501,8 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
             "op": what,
             "args": args_text(info_s.args),
             "shape": fmt_shape(_shown(g.nodes[last])),
-            "params": params,
-            "macs": macs,
+            "params": _info_count(params),
+            "macs": _info_count(macs),
             "rf": _rf_text(g.nodes[last]["rf"]),
             "loc": f"{Path(info_s.loc.file).name}:{info_s.loc.line}" if info_s.loc and info_s.loc.line else "",
             "findings": [f"{f.code}: {f.message}" for f in own_finds + inner_finds],
@@ -505,7 +537,8 @@ def build_model(graph: Graph, diags: Iterable[Diagnostic] | None = None,
     edge_attrs = {"fontname": FONT, "fontsize": "8", "fontcolor": "#37474F", "color": EDGE_COLOR,
                   "arrowsize": "0.5", "penwidth": "1"}
     return Model(graph.name, graph_attrs, node_attrs, edge_attrs, nodes, scopes, edges,
-                 [k for _, k in kids[None]], _legend_model(title, legend_keys), scope_by_path)
+                 [k for _, k in kids[None]], _legend_model(title, legend_keys), scope_by_path,
+                 fmt_cost(_totals(graph)[0]))
 
 
 def _tooltip(info: Mapping[str, Any]) -> str:
@@ -516,15 +549,25 @@ def _tooltip(info: Mapping[str, Any]) -> str:
         parts.append(str(info["op"]))
     if info.get("inputs"):
         parts.append(f"in {info['inputs']}")
-    parts.append(f"out {info['shape']} | {info['params']:,} params | {info['macs']:,} MACs | RF {info['rf']}")
+    parts.append(f"out {info['shape']} | {_exact(info['params'])} params | {_exact(info['macs'])} MACs | "
+                 f"RF {info['rf']}")
     parts += info.get("findings") or []
     return "\\n".join(_plain(p) for p in parts)
 
 
 def _title(graph: Graph) -> str:
     shape = fmt_shape(graph.symbolic.input if graph.symbolic else graph.input_shape) if graph.input_shape else "?"
-    return (f"{graph.name}  ·  input {shape}  ·  {fmt_count(graph.total_params())} params  ·  "
-            f"{fmt_count(graph.eval_macs())} MACs (eval)")
+    params, macs = _totals(graph)
+    return f"{graph.name}  ·  input {shape}  ·  {fmt_cost(params)} params  ·  {fmt_cost(macs)} MACs (eval)"
+
+
+def _totals(graph: Graph) -> tuple[object, object]:
+    """Total params and eval MACs: expressions in H and W for a symbolic input."""
+    if graph.symbolic is None:
+        return graph.total_params(), graph.eval_macs()
+    from ..passes.symbolic import total
+
+    return total(graph, "params"), total(graph, "macs", graph.eval_nodes())
 
 
 LEGEND_ORDER = ("conv", "norm", "activation", "pool", "reshape", "linear", "regularize", "misc", "concat", "dense",

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .render import Model, fmt_count
+from .render import Model
 
 ASSETS = Path(__file__).resolve().parent / "render_assets"
 
@@ -78,8 +78,7 @@ def build_html(model: Model, opened: set[str], direction: str, svg: str) -> str:
     state = {"open": sorted(opened, key=lambda sid: order.get(sid, -1)), "direction": direction}
     title = html.escape(model.name)
     n_layers = sum(1 for n in model.nodes if n["info"]["op"] not in ("input", "output", "concat", "add", "mul"))
-    params = sum(n["info"]["params"] for n in model.nodes)
-    stats = html.escape(f"{n_layers} layers · {fmt_count(params)} params · {len(model.scopes)} blocks and groups")
+    stats = html.escape(f"{n_layers} layers · {model.params_text} params · {len(model.scopes)} blocks and groups")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

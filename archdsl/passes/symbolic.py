@@ -30,6 +30,7 @@ sympy is imported here only; this module is imported only when an input size is 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,13 @@ def expr_text(e: object) -> str:
     """A size or count expression as people read it: ``⌊(H−1)/2⌋+1``, ``64·⌊(H−1)/32⌋·⌊(W−1)/32⌋``."""
     if isinstance(e, str):
         return e
+    return _expr_text(e)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expr_text(e: object) -> str:
+    # cached: printing costs about a millisecond, and a diagram prints the same few sizes on
+    # thousands of nodes and edges (DenseNet-201: 11,000 prints)
     text = _PRINTER.doprint(e)
     return text.replace(" - ", "\u2212").replace(" + ", "+").replace("*", "\u00b7").replace("-", "\u2212")
 
@@ -703,8 +711,10 @@ def domain_diagnostics(graph: Graph, dom: Domain, where: Loc) -> list[Diagnostic
     (E216)."""
     out: list[Diagnostic] = []
     bounds: dict[int, list[str]] = {}
-    for ax in (dom.h, dom.w):
-        if ax.bound is not None and ax.start is not None:
+    for ax, given in zip((dom.h, dom.w), dom.given):
+        # an axis given as a valid number (input 3x80xW) has no bound to report; an invalid one keeps
+        # it: the bound explains the E216
+        if ax.bound is not None and ax.start is not None and (given is None or not ax.contains(given)):
             bounds.setdefault(ax.bound[0], []).append((ax.name, ax.start, ax.bound[1]))
     for nid, items in bounds.items():
         data = graph.node(nid)

@@ -247,7 +247,8 @@
   });
 
   // ------------------------------------------------------------------ details on hover
-  function fmtInt(n) { return Number(n).toLocaleString("en-US"); }
+  // a symbolic input's counts arrive as expressions in H and W, already formatted
+  function fmtInt(n) { return typeof n === "string" ? n : Number(n).toLocaleString("en-US"); }
 
   function row(label, value) {
     if (value === "" || value === undefined || value === null) return "";
