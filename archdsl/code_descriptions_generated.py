@@ -159,7 +159,7 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     'E402': ('A bad budget clause: an unknown figure',
              'A bad budget clause: an unknown figure (did-you-mean among params, macs, depth, activations), a comparison other than <=, a --budget without one'),
     'E403': ('A bad budget bound: an unknown unit',
-             'A bad budget bound: an unknown unit (K, M and G only), a negative value, a value that is not a number'),
+             'A bad budget bound: an unknown unit (K, M and G only), a negative value, a value that is not a number, a number with a unit inside an expression'),
     'E404': ('A figure bounded twice in the spec, or twice on the command line',
              "A figure bounded twice in the spec, or twice on the command line (a --budget bound replacing the spec's is no error)"),
     'E502': ('Resource limit on time: Graphviz dot ran longer than dot_seconds',

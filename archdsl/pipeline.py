@@ -272,6 +272,10 @@ def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) 
         loc = spec.network.loc if spec.network else Loc(spec.file, 1, 1)
         diags.error("E114", "no input shape declared", loc, hint="add 'input 3x224x224' or pass --input 3x224x224")
         return None
+    misplaced = _misplaced_symbol(decl.dims, env)
+    if misplaced is not None:
+        diags.add(misplaced)
+        return None
     # H and W (unless a let or parameter defines them) stand for every height and width
     dims = [d.id if isinstance(d, A.Name) and d.id == sym and sym not in env else evaluate(d, env)
             for d, sym in zip(decl.dims, ("", "H", "W"))]
@@ -288,6 +292,61 @@ def _input_shape(spec: A.SpecFile, env: dict[str, Value], diags: DiagnosticBag) 
         diags.add(Diagnostic("E153", problem[0], decl.loc, hint=problem[1]))
         return None
     return tuple(dims)
+
+
+_SIZE_SYMBOLS = ("", "H", "W")  # the symbol each position of C x H x W may be
+
+
+def _misplaced_symbol(dims: tuple[A.Expr, ...], env: Mapping[str, Value]) -> Diagnostic | None:
+    """E114 at an ``H`` or ``W`` (not defined by a let or parameter) that is not its own size.
+
+    ``input [3, W, H]`` or ``[3, H * 2, W]`` would otherwise be an undefined name (E105): the
+    symbols only mean "every size" alone, in their own position, as in ``input 3xHxW``.
+    """
+    for i, dim in enumerate(dims):
+        own = _SIZE_SYMBOLS[i] if i < len(_SIZE_SYMBOLS) else ""
+        if isinstance(dim, A.Name) and dim.id == own:
+            continue
+        for name in _expr_names(dim):
+            if name.id not in _SIZE_SYMBOLS[1:] or name.id in env:
+                continue
+            if name is dim:
+                problem = f"'{name.id}' is not a size: {_size_position(i)}"
+            else:
+                problem = f"the size symbol '{name.id}' cannot be part of an expression: {_size_position(i)}"
+            return Diagnostic("E114", problem, name.loc,
+                              hint="write the height as H and the width as W for every size: input [3, H, W] "
+                                   "(or [3, 224, W])")
+    return None
+
+
+def _size_position(i: int) -> str:
+    """What position ``i`` of an input shape may hold (the text front end words it the same)."""
+    if i == 0:
+        return "the channels are a number"
+    if i < 3:
+        return f"the {('height', 'width')[i - 1]} is a number or {'HW'[i - 1]}"
+    return "an input is C x H x W"
+
+
+def _expr_names(e: A.Expr) -> Iterator[A.Name]:
+    """Every name referenced in an expression, in source order."""
+    if isinstance(e, A.Name):
+        yield e
+    elif isinstance(e, (A.ListExpr, A.FuncCall)):
+        for item in (e.items if isinstance(e, A.ListExpr) else e.args):
+            yield from _expr_names(item)
+    elif isinstance(e, A.BinOp):
+        yield from _expr_names(e.left)
+        yield from _expr_names(e.right)
+    elif isinstance(e, A.UnaryOp):
+        yield from _expr_names(e.operand)
+    elif isinstance(e, A.IfExp):
+        for part in (e.cond, e.then, e.orelse):
+            yield from _expr_names(part)
+    elif isinstance(e, A.Index):
+        yield from _expr_names(e.obj)
+        yield from _expr_names(e.index)
 
 
 def _size_ok(d: Value, symbol: str) -> bool:

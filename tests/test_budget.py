@@ -218,6 +218,19 @@ def test_bound_may_be_an_expression_of_network_parameters(tmp_path: Path, figure
     ("budget(params <= 5M, params <= 6M)", False, ("E404", 3, 22), "first given at "),
     ("budget(params <= 5M)\nbudget(params <= 6M)", False, ("E404", 4, 8), "first given at "),
     ("budget(depth <= nope)", False, ("E105", 3, 17), ""),
+    # a negative number with a unit: E403 at the sign, in both front ends
+    ("budget(params <= -5M)", False, ("E403", 3, 18), "0 or more"),
+    ("budget(params <= - 1.5K)", False, ("E403", 3, 18), "0 or more"),
+    ("budget: {params: -5M}", True, ("E403", 3, 18), "0 or more"),
+    ("budget: {params: '-5M'}", True, ("E403", 3, 19), "0 or more"),
+    # a number with a unit is a whole bound, not an expression atom: E403 at the number
+    ("budget(params <= width * 1M)", False, ("E403", 3, 26), "1000000 for 1M"),
+    ("budget(params <= width*1.5K)", False, ("E403", 3, 24), "1500 for 1.5K"),
+    ("budget(params <= 5M + 1)", False, ("E403", 3, 18), "5000000 for 5M"),
+    ("budget(params <= (5M))", False, ("E403", 3, 19), "5000000 for 5M"),
+    ("budget(depth <= 60, params <= 2 - 5M)", False, ("E403", 3, 35), "5000000 for 5M"),
+    ("budget(params <= 2 * 5Mi)", False, ("E403", 3, 23), "units are K"),
+    ("budget: {params: 'width * 1M'}", True, ("E403", 3, 27), "1000000 for 1M"),
 ])
 def test_bad_clauses_are_located(tmp_path: Path, budget: str, yaml: bool, expect: tuple, text: str) -> None:
     path = _write(tmp_path, budget, yaml)
@@ -225,6 +238,13 @@ def test_bad_clauses_are_located(tmp_path: Path, budget: str, yaml: bool, expect
     assert [(d.code, d.loc.line, d.loc.col) for d in diags] == [expect], [str(d.loc) + d.message for d in diags]
     assert text in diags[0].hint
     assert diags[0].loc.file == str(path)
+
+
+@pytest.mark.parametrize("source", ["let x = [3M]\n", "conv2d(8, 3M)\n", "rules(grid = [-5M])\n"])
+def test_a_number_with_a_unit_outside_a_budget_stays_a_syntax_error(source: str) -> None:
+    with pytest.raises(DiagnosticError) as exc:
+        parse_source(source, "r.arch")
+    assert exc.value.diagnostic.code == "E001" and "unexpected 'M'" in exc.value.diagnostic.message
 
 
 def test_budget_is_a_reserved_word(tmp_path: Path) -> None:
@@ -265,6 +285,8 @@ def test_cli_budget_adds_and_replaces(tmp_path: Path, figures: dict) -> None:
     ("params", ("E402", 1), "bad budget 'params'"),
     ("params<=5Mi", ("E403", 10), "unknown unit 'Mi'"),
     ("params<=-5", ("E403", 9), "cannot be negative"),
+    ("params<=-5M", ("E403", 9), "cannot be negative, got -5M"),
+    ("params<=width*1M", ("E403", 15), "is a whole bound, not part of an expression"),
     ("params<=", ("E001", 9), "syntax error"),
 ])
 def test_cli_budget_errors_are_located_on_the_command_line(tmp_path: Path, arg: str, expect: tuple,

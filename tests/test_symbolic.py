@@ -135,6 +135,15 @@ def test_mixed_input_keeps_the_given_size(tmp_path: Path) -> None:
     (".arch", "network n\ninput 3xWxH\nrelu\n", 2, 9),
     (".yaml", "network: n\ninput: 3xHxD\nlayers: [relu]\n", 2, 12),
     (".yaml", "network: n\ninput: '3xWxH'\nlayers: [relu]\n", 2, 11),
+    # the list form too: a symbol out of its place, or inside an expression, is E114 (not E105)
+    (".arch", "network n\ninput [3, H, H]\nrelu\n", 2, 14),
+    (".arch", "network n\ninput [3, W, H]\nrelu\n", 2, 11),
+    (".arch", "network n\ninput [3, H * 2, W]\nrelu\n", 2, 11),
+    (".arch", "network n\ninput [H, H, W]\nrelu\n", 2, 8),
+    (".arch", "network n\ninput [3, H, W, W]\nrelu\n", 2, 17),
+    (".arch", "network n\ninput [3, 8, min(W, 8)]\nrelu\n", 2, 18),
+    (".yaml", "network: n\ninput: [3, W, H]\nlayers: [relu]\n", 2, 12),
+    (".yaml", "network: n\ninput: [3, H, 'W + 1']\nlayers: [relu]\n", 2, 16),
 ])
 def test_other_names_are_located_errors(tmp_path: Path, ext: str, text: str, line: int, col: int) -> None:
     spec = tmp_path / f"n{ext}"
@@ -143,6 +152,22 @@ def test_other_names_are_located_errors(tmp_path: Path, ext: str, text: str, lin
     (d,) = [d for d in res.diags if d.is_error]
     assert (d.code, d.loc.line, d.loc.col) == ("E114", line, col)
     assert "H" in d.hint and "W" in d.hint
+
+
+def test_list_input_may_use_lets_named_like_the_symbols(tmp_path: Path) -> None:
+    # a let or parameter named H is an ordinary value: no E114, and the input is concrete
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n(H = 8)\nlet W = 2 * H\ninput [3, W, H * 2]\nrelu\n")
+    res = analyze(spec)
+    assert [d.code for d in res.diags if d.is_error] == []
+    assert res.graph.input_shape == (3, 16, 16)
+
+
+def test_list_input_other_undefined_name_stays_e105(tmp_path: Path) -> None:
+    spec = tmp_path / "n.arch"
+    spec.write_text("network n\ninput [3, D, W]\nrelu\n")
+    (d,) = [d for d in analyze(spec).diags if d.is_error]
+    assert (d.code, d.loc.line, d.loc.col) == ("E105", 2, 11)
 
 
 def test_convert_round_trip_keeps_the_symbols(tmp_path: Path) -> None:

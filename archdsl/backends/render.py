@@ -123,7 +123,8 @@ def _info_count(n: object) -> int | str:
 def _scope_total(graph: Graph, key: str, members: Sequence[int]) -> object:
     """A scope's params or MACs: a plain sum, an expression for a symbolic input."""
     if graph.symbolic is None:
-        return sum(getattr(graph.node(n)["costs"], key) for n in members)
+        costs = [graph.node(n)["costs"] for n in members]
+        return sum(c.params if key == "params" else c.macs for c in costs)
     from ..passes.symbolic import total  # sympy only where a size is symbolic
 
     return total(graph, key, members)

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import itertools
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -412,7 +413,7 @@ def parse_text(text: str, file: str, start: str = "start", line_offset: int = 0,
     try:
         return parser.parse(text, start=start)
     except UnexpectedInput as exc:
-        raise DiagnosticError(_syntax_diagnostic(exc, text, file, line_offset, col_offset)) from None
+        raise DiagnosticError(_syntax_diagnostic(exc, text, file, line_offset, col_offset, start)) from None
     finally:
         builder.depths.clear()
 
@@ -457,7 +458,8 @@ def _offset_loc(text: str, pos: int, file: str, line_offset: int, col_offset: in
     return Loc(file, line + line_offset, col)
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int, col_off: int) -> Diagnostic:
+def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int, col_off: int,
+                       start: str = "start") -> Diagnostic:
     def located(line: int, col: int) -> Loc:
         if line_off or col_off:
             col = col + col_off if line == 1 else col
@@ -486,6 +488,10 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str, line_off: int
     hint = ""
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        misused = _misused_quantity(exc, text, start)
+        if misused is not None:
+            at, message, quantity_hint = misused
+            return Diagnostic("E403", message, located(*_position(text, at)), hint=quantity_hint)
         found = "end of input" if tok.type == "$END" else repr(str(tok))
         expected = sorted({_describe(t) for t in _acceptable(exc) if not t.startswith("_")})
         if expected:
@@ -550,6 +556,72 @@ def _matching_close(text: str, opener: int) -> int | None:
             if depth == 0:
                 return m.start() if m.group(2) == ")" else None
     return None
+
+
+_NUMBER_BEFORE = re.compile(r"(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)\Z")
+_QUANTITY_BEFORE = re.compile(r"(?<![A-Za-z0-9_.])(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([A-Za-z]+)\s*\Z")
+_BUDGET_OPEN = re.compile(r"\bbudget\s*\(")
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW", "LSQB"}
+
+
+def _misused_quantity(exc: UnexpectedToken, text: str, start: str) -> tuple[int, str, str] | None:
+    """E403 (index, message, hint) for a number with a unit (``5M``) where a budget bound holds one
+    that is not a bound on its own: negated (``-5M``) or part of an expression (``width * 1M``).
+
+    The lexer reads ``5M`` as a quantity only where a whole bound may stand, so elsewhere it arrives
+    as a number and a name, or as a quantity followed by an operator: found here, after the fact."""
+    pos = getattr(exc.token, "start_pos", None)
+    if pos is None or not _in_bound(text, pos, start):
+        return None
+    before = text[:pos]
+    number = _NUMBER_BEFORE.search(before) if exc.token.type == "NAME" else None
+    if number is not None:
+        at, quantity, unit = number.start(), number.group() + str(exc.token), str(exc.token)
+    else:
+        m = _QUANTITY_BEFORE.search(before) if exc.token.type in _OPERATORS else None
+        if m is None:
+            return None
+        at, quantity, unit = m.start(), m.group().rstrip(), m.group(1)
+    if unit not in BUDGET_UNITS:
+        return (at + len(quantity) - len(unit), f"unknown unit '{unit}' in {quantity!r}",
+                "units are K (10**3), M (10**6) and G (10**9); or write the number in full")
+    lead = text[:at].rstrip()
+    if lead.endswith("-") and _bound_starts(lead[:-1].rstrip(), start):
+        return (len(lead) - 1, f"a budget bound cannot be negative, got -{_clipped(quantity)}",
+                "a budget is an upper bound on a count: 0 or more")
+    return (at, f"a number with a unit ({_clipped(quantity)}) is a whole bound, not part of an expression",
+            f"write the number in full inside an expression{_in_full(quantity[:-len(unit)], unit)}")
+
+
+def _in_full(number: str, unit: str) -> str:
+    """``": 1500 for 1.5K"``; nothing for a number too long to be worth converting (hostile input)."""
+    if len(number) > 30:
+        return ""
+    full = Fraction(number) * BUDGET_UNITS[unit]
+    written = str(full.numerator) if full.denominator == 1 else str(float(full))
+    return f": {written} for {number}{unit}"
+
+
+def _clipped(text: str, limit: int = 40) -> str:
+    """``text``, cut short with an ellipsis when it is longer than ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _in_bound(text: str, pos: int, start: str) -> bool:
+    """Whether ``text[pos]`` is inside a budget bound: a bound fragment (YAML) or ``budget(...)``."""
+    if start == "bound_start":
+        return True
+    # a 'budget(' in a comment opens nothing
+    opens = [m for m in _BUDGET_OPEN.finditer(text, 0, pos) if "#" not in text[text.rfind("\n", 0, m.start()) + 1:m.start()]]
+    if not opens:
+        return False
+    close = _matching_close(text, opens[-1].end() - 1)
+    return close is None or close >= pos
+
+
+def _bound_starts(before: str, start: str) -> bool:
+    """Whether a bound begins right after ``before`` (already stripped of trailing space)."""
+    return before.endswith("<=") or (start == "bound_start" and not before)
 
 
 def _reserved_hint(name: str, what: str) -> str:
