@@ -324,32 +324,11 @@ def _where(graph: Graph, figure: str) -> str:
     return "the largest share is " + text
 
 
-def longest_path(graph: Graph) -> list[int]:
-    """The weight layers (conv2d, linear) on a longest input-to-main-output path of the eval graph,
-    in order: :func:`archdsl.metrics.depth` counts them."""
-    on_path = graph.eval_nodes()
-    best: dict[int, tuple[int, int | None]] = {}  # node -> (weight layers up to it, predecessor)
-    for nid in graph.order():
-        if nid not in on_path:
-            continue
-        preds = [p for p in graph.inputs(nid) if p in best]
-        prev = max(preds, key=lambda p: best[p][0], default=None)
-        here = 1 if graph.node(nid)["op"] in metrics.WEIGHT_OPS else 0
-        best[nid] = ((best[prev][0] if prev is not None else 0) + here, prev)
-    layers = []
-    node = graph.outputs.get("main")
-    while node is not None and node in best:
-        if graph.node(node)["op"] in metrics.WEIGHT_OPS:
-            layers.append(node)
-        node = best[node][1]
-    return layers[::-1]
-
-
 def _depth_hint(graph: Graph) -> str:
     """Where the longest path's weight layers are, by top-level scope in path order:
     ``the longest path has 50 weight layers (conv2d, linear): conv1 1, layer1 9, ...``."""
     counts: dict[str, int] = {}
-    for nid in longest_path(graph):
+    for nid in metrics.longest_path(graph):
         key = display_path(_scope(graph.node(nid)["path"]))
         counts[key] = counts.get(key, 0) + 1
     if not counts:

@@ -19,23 +19,34 @@ from __future__ import annotations
 from .ir import Graph
 from .passes.shapes import activations as tensor_elements
 
-#: The ops whose layers count towards :func:`depth`.
+#: The ops whose layers count towards :func:`depth` (the design rules count the same ones).
 WEIGHT_OPS = frozenset(("conv2d", "linear"))
 
 
 def depth(graph: Graph) -> int:
     """Weight layers (conv2d, linear) on the longest input-to-main-output path of the eval graph."""
-    out = graph.outputs.get("main")
-    if out is None:
-        return 0
+    return len(longest_path(graph))
+
+
+def longest_path(graph: Graph) -> list[int]:
+    """The weight layers (conv2d, linear) on a longest input-to-main-output path of the eval graph,
+    in order (the budget's depth hint names their scopes)."""
     on_path = graph.eval_nodes()
-    longest: dict[int, int] = {}
+    best: dict[int, tuple[int, int | None]] = {}  # node -> (weight layers up to it, predecessor)
     for nid in graph.order():  # topological: every input is counted before the node it feeds
         if nid not in on_path:
             continue
+        preds = [p for p in graph.inputs(nid) if p in best]
+        prev = max(preds, key=lambda p: best[p][0], default=None)
         here = 1 if graph.node(nid)["op"] in WEIGHT_OPS else 0
-        longest[nid] = max((longest[p] for p in graph.inputs(nid) if p in longest), default=0) + here
-    return longest.get(out, 0)
+        best[nid] = ((best[prev][0] if prev is not None else 0) + here, prev)
+    layers = []
+    node = graph.outputs.get("main")
+    while node is not None and node in best:
+        if graph.node(node)["op"] in WEIGHT_OPS:
+            layers.append(node)
+        node = best[node][1]
+    return layers[::-1]
 
 
 def activations(graph: Graph) -> int:

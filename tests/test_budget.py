@@ -12,10 +12,11 @@ from cli_support import run
 
 from archdsl import ast as A
 from archdsl import metrics, report
-from archdsl.budget import VERDICT_CODES, Bound, check_budgets, longest_path, measure, parse_cli_budgets
+from archdsl.budget import VERDICT_CODES, Bound, check_budgets, measure, parse_cli_budgets
 from archdsl.diagnostics import DiagnosticError, Loc
 from archdsl.frontend.loader import parse_source
 from archdsl.frontend.printer import to_text, to_yaml
+from archdsl.metrics import longest_path
 from archdsl.pipeline import analyze
 
 ROOT = Path(__file__).resolve().parents[1]

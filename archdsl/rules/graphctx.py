@@ -13,6 +13,7 @@ from typing import Any
 
 from ..diagnostics import Diagnostic, Loc
 from ..ir import Graph, display_path
+from ..metrics import WEIGHT_OPS
 from ..ops import OPS, ChannelsLast, fmt_shape
 
 #: Normalization layers: each restarts the count of weight layers without normalization (R403).
@@ -20,7 +21,6 @@ NORM_OPS = frozenset({"batchnorm", "layernorm", "groupnorm"})
 #: Ops that keep the tensor's shape and carry no spatial or channel mixing worth a rule's attention.
 PASS_OPS = frozenset(name for name, spec in OPS.items()
                      if spec.family in ("activation", "norm", "regularize", "misc"))
-WEIGHT_OPS = frozenset(("conv2d", "linear"))
 POOL_OPS = frozenset(("maxpool", "avgpool"))
 
 
